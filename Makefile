@@ -1,0 +1,39 @@
+# pinpoint-export-operator: every target installs what it needs, idempotently.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: test unit e2e lint tools sandbox sandbox-down demo bench lock clean
+
+test: lint unit e2e  ## Lint, type-check, unit tests, then e2e tests on the sandbox.
+
+$(VENV)/.synced: pyproject.toml requirements.lock tools/python-env.sh
+	tools/python-env.sh
+	touch $@
+
+tools:  ## Build (or reuse) the sandbox's Go binaries.
+	tools/build.sh
+
+lint: $(VENV)/.synced
+	ruff check operator tests
+	ruff format --check operator tests
+	mypy
+
+unit: $(VENV)/.synced
+	pytest tests/unit -q
+
+e2e: $(VENV)/.synced tools
+	pytest tests/e2e -q -m e2e
+
+sandbox: $(VENV)/.synced tools  ## Start the sandbox in the background; writes .sandbox/env.
+	$(PY) -m pinpoint_export_operator sandbox up
+
+sandbox-down: $(VENV)/.synced
+	$(PY) -m pinpoint_export_operator sandbox down
+
+lock:  ## Re-resolve requirements.lock from pyproject.toml.
+	tools/python-env.sh --lock
+
+clean:
+	rm -rf $(VENV) .sandbox .mypy_cache .ruff_cache .pytest_cache

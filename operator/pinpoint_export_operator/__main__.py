@@ -1,0 +1,3 @@
+from pinpoint_export_operator.cli import main
+
+main()

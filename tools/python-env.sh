@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates or refreshes the project's virtual environment (.venv) from requirements.lock.
+# uv and its package cache live outside the repository, so a fresh clone installs in seconds.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/pinpoint-export-operator
+uv_version=0.13.8
+uv="$cache/uv-$uv_version/bin/uv"
+if [[ ! -x $uv ]]; then
+  python3 -m venv "$cache/uv-$uv_version"
+  "$cache/uv-$uv_version/bin/pip" install --quiet "uv==$uv_version"
+fi
+export UV_CACHE_DIR="$cache/uv-cache" UV_PYTHON_DOWNLOADS=never
+cd "$root"
+if [[ ${1:-} == --lock ]]; then
+  exec "$uv" pip compile --quiet --python-version 3.11 --extra dev --universal -o requirements.lock pyproject.toml
+fi
+[[ -x .venv/bin/python ]] || "$uv" venv --quiet --python python3 .venv
+"$uv" pip sync --quiet --python .venv/bin/python requirements.lock
+"$uv" pip install --quiet --python .venv/bin/python --no-deps -e .
