@@ -10,9 +10,19 @@ import os
 import re
 from pathlib import Path
 
-CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pinpoint-export-operator"
+CACHE_DIR = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pinpoint-export-operator"
+)
 BIN_DIR = Path(os.environ.get("PPE_BIN_DIR", CACHE_DIR / "bin"))
-NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm3", "helm4", "versitygw")
+NAMES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kubectl",
+    "helm3",
+    "helm4",
+    "versitygw",
+)
 
 
 class BinaryNotFound(RuntimeError):

@@ -80,7 +80,12 @@ def wait_for(
 def _tail(log: Path | None, lines: int = 30) -> str:
     if log is None or not log.exists():
         return ""
-    return "\n--- " + str(log) + "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    return (
+        "\n--- "
+        + str(log)
+        + "\n"
+        + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    )
 
 
 def free_port() -> int:

@@ -75,8 +75,12 @@ class S3Server:
             "ROOT_ACCESS_KEY_ID": self.credentials.access_key,
             "ROOT_SECRET_ACCESS_KEY": self.credentials.secret_key,
         }
-        argv = [binaries.find("versitygw"), "--port", f"127.0.0.1:{self.port}", "--region", REGION]
-        self._proc = process.start([*argv, "posix", storage], log, env=env)
+        argv = [
+            str(binaries.find("versitygw")),
+            f"--port=127.0.0.1:{self.port}",
+            f"--region={REGION}",
+        ]
+        self._proc = process.start([*argv, "posix", str(storage)], log, env=env)
         process.wait_for(self._answers, 30, "S3 server", alive=self._proc, log=log)
         return self.credentials
 
