@@ -1,0 +1,1 @@
+"""The copier: the program the copy Job runs (`pinpoint-export-operator copy`)."""

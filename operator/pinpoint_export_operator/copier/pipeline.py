@@ -1,0 +1,210 @@
+"""One copy run: list, map names, copy or resume each object, then manifest, `_SUCCESS`, `latest`.
+
+Objects are copied by a few file threads at once; their parts share one pool of GET threads
+(`concurrency`). The first failure stops everything and is the one reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pinpoint_export_operator.copier.exitcodes import CorruptObject
+from pinpoint_export_operator.copier.layout import PartFile, RunDir
+from pinpoint_export_operator.copier.manifest import (
+    MANIFEST,
+    SUCCESS,
+    FileRecord,
+    build_manifest,
+    manifest_bytes,
+)
+from pinpoint_export_operator.copier.safepaths import LocalNames, plan_names
+from pinpoint_export_operator.copier.source import S3Object, S3Url, list_gz_objects
+from pinpoint_export_operator.copier.transfer import Downloader, TransferError
+from pinpoint_export_operator.copier.verify import (
+    Digest,
+    GzipCheck,
+    Hasher,
+    InvalidGzip,
+    Sink,
+    etag_md5,
+    file_md5,
+    read_blocks,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Options:
+    source: S3Url
+    dest: Path
+    decompress: bool = False
+    concurrency: int = 8  # parallel ranged GETs
+    part_size: int = 16 * MiB
+
+    @property
+    def file_threads(self) -> int:
+        # Enough objects in flight to keep every GET thread busy between objects, while each
+        # object's in-order verification has a core to run on.
+        return max(2, self.concurrency // 2)
+
+
+@dataclass(frozen=True)
+class Result:
+    manifest: dict[str, Any]
+    objects: int
+    resumed: int
+
+
+def copy_run(client: S3Client, options: Options) -> Result:
+    objects = list_gz_objects(client, options.source)
+    prefix = len(options.source.prefix)
+    names = plan_names(obj.key[prefix:] for obj in objects)
+    if not objects:
+        log.warning("no .gz objects under %s: an empty export", options.source)
+    with RunDir(options.dest) as run:
+        # `_SUCCESS` means "complete"; until this run ends, the directory is not.
+        run.remove_leftovers(SUCCESS)
+        records, resumed = _copy_objects(client, options, run, objects, names)
+        manifest = build_manifest(str(options.source), records)
+        run.write_atomic(MANIFEST, manifest_bytes(manifest))
+        run.write_atomic(SUCCESS, b"")
+        run.point_latest()
+    return Result(manifest, len(objects), resumed)
+
+
+def _copy_objects(
+    client: S3Client,
+    options: Options,
+    run: RunDir,
+    objects: list[S3Object],
+    names: dict[str, LocalNames],
+) -> tuple[list[FileRecord], int]:
+    prefix = len(options.source.prefix)
+    records: list[FileRecord] = []
+    resumed = 0
+    with (
+        ThreadPoolExecutor(options.concurrency, "get") as gets,
+        ThreadPoolExecutor(options.file_threads, "file") as files,
+    ):
+        downloader = Downloader(client, options.source.bucket, gets, options.part_size)
+        copier = _ObjectCopier(run, downloader, options.decompress)
+        futures = [files.submit(copier.copy, obj, names[obj.key[prefix:]]) for obj in objects]
+        try:
+            for future in as_completed(futures):
+                done, was_resumed = future.result()
+                records += done
+                resumed += was_resumed
+        except BaseException:
+            downloader.abort.set()
+            for future in futures:
+                future.cancel()
+            raise
+    return records, resumed
+
+
+class _ObjectCopier:
+    def __init__(self, run: RunDir, downloader: Downloader, decompress: bool) -> None:
+        self._run = run
+        self._downloader = downloader
+        self._decompress = decompress
+
+    def copy(self, obj: S3Object, names: LocalNames) -> tuple[list[FileRecord], bool]:
+        """The object's files, and whether they were already there (a resumed run)."""
+        if self._downloader.abort.is_set():
+            return [], False
+        started = time.monotonic()
+        existing = self._run.open_complete(names.gz, obj.size)
+        if existing is not None:
+            try:
+                records = self._check(
+                    obj, names, lambda feed: read_blocks(existing, 0, obj.size, feed)
+                )
+                log.info("%s: already complete and verified", names.gz)
+                return records, True
+            except InvalidGzip as error:
+                log.warning("%s: present but %s: copying again", names.gz, error)
+            finally:
+                os.close(existing)
+        with self._run.part(names.gz) as part:
+            os.ftruncate(part.fd, obj.size)
+            try:
+                records = self._check(
+                    obj,
+                    names,
+                    lambda feed: self._downloader.download(obj, part.fd, feed),
+                    gz_part=part,
+                )
+            except InvalidGzip as error:
+                raise _corrupt(obj, part.fd, error) from error
+        seconds = time.monotonic() - started
+        log.info(
+            "%s: %d bytes from %s in %.2fs (%.0f MiB/s)",
+            names.gz,
+            obj.size,
+            obj.key,
+            seconds,
+            obj.size / MiB / max(seconds, 1e-6),
+        )
+        return records, False
+
+    def _check(
+        self,
+        obj: S3Object,
+        names: LocalNames,
+        source: Callable[[Sink], None],
+        gz_part: PartFile | None = None,
+    ) -> list[FileRecord]:
+        """Feed the object's bytes from `source` through verification (writing the `.jsonl`
+        with --decompress), then publish the files; raises InvalidGzip."""
+        with ExitStack() as stack:
+            plain = Hasher()
+            plain_part = (
+                stack.enter_context(self._run.part(names.plain)) if self._decompress else None
+            )
+            check = GzipCheck(_tee(plain, plain_part) if plain_part else None)
+            source(check.feed)
+            gz = check.finish()
+            if gz.bytes != obj.size:  # the ranges add up by construction; say so explicitly
+                raise TransferError(f"{obj.key}: got {gz.bytes} bytes, listed {obj.size}")
+            if gz_part is not None:
+                gz_part.publish()
+            records = [_record(obj, names.gz, gz)]
+            if plain_part is not None:
+                plain_part.publish()
+                records.append(_record(obj, names.plain, plain.digest(), names.gz))
+        return records
+
+
+def _tee(hasher: Hasher, part: PartFile) -> Sink:
+    def sink(data: bytes) -> None:
+        hasher.update(data)
+        part.write(data)
+
+    return sink
+
+
+def _record(obj: S3Object, name: str, digest: Digest, derived: str | None = None) -> FileRecord:
+    return FileRecord(name, digest.bytes, digest.sha256, obj.key, obj.clean_etag, derived)
+
+
+def _corrupt(obj: S3Object, fd: int, error: InvalidGzip) -> CorruptObject:
+    """Permanent if the downloaded bytes are exactly what S3 stores (MD5 = ETag): a retry would
+    fetch the same broken object. Otherwise (or when the ETag is no MD5) the transfer may be at
+    fault, and a retry may succeed."""
+    expected = etag_md5(obj.etag)
+    in_s3 = expected is not None and file_md5(fd, obj.size) == expected
+    return CorruptObject(obj.key, str(error), permanent=in_s3)
