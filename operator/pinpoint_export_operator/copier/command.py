@@ -52,9 +52,7 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = (
-        "exit codes:\n" + exitcodes.__doc__.split("\n\n", 2)[2] if exitcodes.__doc__ else None
-    )
+    parser.epilog = "exit codes:\n" + exitcodes.HELP
     parser.add_argument(
         "--source",
         required=True,

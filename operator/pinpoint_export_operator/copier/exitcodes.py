@@ -1,22 +1,12 @@
-"""The copier's exit codes, and which failures a retry can fix.
+"""The copier's exit codes (HELP below), and which failures a retry can fix.
 
-The copy Job's `podFailurePolicy` turns these into decisions:
+The copy Job's `podFailurePolicy` turns them into decisions:
 
     rules:
     - action: FailJob            # a retry cannot help: fail now, keep backoffLimit for real faults
-      onExitCodes: {operator: In, values: [2, 3]}
-    - action: Count              # everything else (75 and 1 included) retries within backoffLimit
-
-| code | name      | meaning                                                                    |
-|------|-----------|----------------------------------------------------------------------------|
-| 0    | OK        | every object copied and verified, `_SUCCESS` and `latest` written          |
-| 1    | INTERNAL  | an unexpected error (a bug): retried, it counts against backoffLimit       |
-| 2    | USAGE     | bad command line (argparse's own code)                                     |
-| 3    | PERMANENT | the source or destination is wrong: missing bucket, access denied, bad     |
-|      |           | credentials, an object whose stored bytes are not valid gzip, a full or    |
-|      |           | read-only volume, keys that cannot be mapped to distinct names             |
-| 75   | RETRYABLE | EX_TEMPFAIL: network, throttling, 5xx, an object changed or a download     |
-|      |           | that failed verification in transit; a rerun resumes where this one ended  |
+      onExitCodes: {operator: In, values: [2, 3]}    # PERMANENT_EXIT_CODES
+    - action: Count              # everything else (75, 1) is retried within backoffLimit
+      onExitCodes: {operator: NotIn, values: [2, 3]}
 """
 
 from __future__ import annotations
@@ -34,6 +24,17 @@ RETRYABLE = 75
 
 # For the operator's podFailurePolicy (FailJob on these).
 PERMANENT_EXIT_CODES = (USAGE, PERMANENT)
+
+HELP = """\
+  0   OK         every object copied and verified; manifest.json, _SUCCESS and latest written
+  1   INTERNAL   an unexpected error (a bug); retried within the Job's backoffLimit
+  2   USAGE      bad command line (argparse's own code); permanent
+  3   PERMANENT  a retry cannot help: missing bucket, access denied, bad credentials, an object
+                 whose bytes in S3 are not valid gzip, a full or read-only volume, something
+                 planted where the run directory or a file must go, keys that cannot be mapped
+  75  RETRYABLE  EX_TEMPFAIL: network, throttling, 5xx, an object changed during the copy, a
+                 download that failed verification in transit; a rerun resumes the copy
+"""
 
 
 class CopyError(Exception):
@@ -109,6 +110,14 @@ _PERMANENT_ERRNOS = frozenset(
 )
 
 
+# Connecting, timeouts, resets, bodies cut short.
+_NETWORK_ERRORS = (
+    botocore_errors.ConnectionError,
+    botocore_errors.HTTPClientError,
+    botocore_errors.IncompleteReadError,
+)
+
+
 @dataclass(frozen=True)
 class Outcome:
     code: int
@@ -133,8 +142,8 @@ def classify(error: BaseException) -> Outcome:
         return Outcome(PERMANENT, "NoCredentials", message)
     if isinstance(error, botocore_errors.ParamValidationError | botocore_errors.NoRegionError):
         return Outcome(PERMANENT, "InvalidRequest", message)
-    if isinstance(error, botocore_errors.HTTPClientError | botocore_errors.IncompleteReadError):
-        return Outcome(RETRYABLE, "NetworkError", message)  # connect, read timeouts, resets
+    if isinstance(error, _NETWORK_ERRORS):
+        return Outcome(RETRYABLE, "NetworkError", message)
     if isinstance(error, OSError):
         if error.errno in _PERMANENT_ERRNOS:
             return Outcome(PERMANENT, "DestinationError", message)
