@@ -1,0 +1,43 @@
+"""Names of the API: group, versions, resources, labels, and the names derived from an object.
+
+Everything derived here is deterministic, so a restarted operator computes the same run id,
+S3 prefix and copy Job name and finds what an earlier incarnation created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+GROUP = "pinpoint.exports.dev"
+VERSION = "v1alpha1"
+EXPORTS = "pinpointexports"
+SCHEDULES = "pinpointexportschedules"
+MANAGER = "pinpoint-export-operator"
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_EXPORT = f"{GROUP}/export"
+LABEL_SCHEDULE = f"{GROUP}/schedule"
+
+_MAX_NAME = 63  # a Job's name becomes a label value
+
+
+def run_id(creation_timestamp: str, uid: str) -> str:
+    """`20261128T190628Z-1a2b3c4d`: sortable by time, unique per object, stable across restarts."""
+    created = datetime.fromisoformat(creation_timestamp.replace("Z", "+00:00"))
+    return f"{created:%Y%m%dT%H%M%SZ}-{uid.replace('-', '')[:8]}"
+
+
+def run_prefix(s3_url_prefix: str, namespace: str, name: str, run: str) -> str:
+    """Where Pinpoint writes this run: never the user's prefix itself, so runs never mix."""
+    base = s3_url_prefix if s3_url_prefix.endswith("/") else s3_url_prefix + "/"
+    return f"{base}{namespace}/{name}/{run}/"
+
+
+def copy_job_name(export_name: str) -> str:
+    """`<export>-copy`, shortened with a hash when the export's name is long."""
+    name = f"{export_name}-copy"
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(export_name.encode()).hexdigest()[:8]
+    return f"{export_name[: _MAX_NAME - len(digest) - 6].rstrip('-.')}-{digest}-copy"

@@ -1,0 +1,30 @@
+"""PinpointExport: one daemon per active export, woken early by its copy Job's events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from pinpoint_export_operator import api
+from pinpoint_export_operator.export_state import is_active
+
+
+def _active(status: kopf.Status, **_: Any) -> bool:
+    return is_active(dict(status))
+
+
+# A daemon rather than a fixed-interval timer: each export polls at its own
+# pollIntervalSeconds and backs off on its own. The filter stops it (and Kopf drops the
+# finalizer) once the export is Succeeded or Failed, so finished exports delete freely.
+@kopf.daemon(api.GROUP, api.VERSION, api.EXPORTS, when=_active, cancellation_timeout=5.0)
+async def reconcile_export(
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    await memo.exports.run(body, stopped, logger)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_MANAGED_BY: api.MANAGER})
+def copy_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    for owner in body.metadata.get("ownerReferences", []):
+        memo.exports.wakeups.poke(owner["uid"])

@@ -1,0 +1,56 @@
+"""Operator start-up and shut-down: Kopf's settings and the shared clients."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from pinpoint_export_operator import api
+from pinpoint_export_operator.aws import AwsCalls
+from pinpoint_export_operator.kube import Kube
+from pinpoint_export_operator.reconciler import ExportReconciler, Wakeups
+from pinpoint_export_operator.settings import OperatorConfig
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    cfg: OperatorConfig = memo.config
+    settings.persistence.finalizer = f"{api.GROUP}/finalizer"
+    # Kopf's progress and diff-base records go into annotations by default; these objects
+    # are declared by GitOps tools, so keep Kopf's bookkeeping out of their metadata.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf")
+    # Our Events are explicit and one per transition; Kopf's own log lines are not Events.
+    settings.posting.level = logging.ERROR
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    if cfg.peering:
+        settings.peering.name = cfg.peering
+        settings.peering.standalone = False
+        settings.peering.priority = cfg.peering_priority
+
+    memo.exports = ExportReconciler(
+        Kube(_api_client(cfg.aws_concurrency)),
+        AwsCalls(cfg.aws_concurrency),
+        cfg.defaults,
+        Wakeups(),
+    )
+
+
+@kopf.on.cleanup()
+def close(memo: kopf.Memo, **_: Any) -> None:
+    if "exports" in memo:
+        memo.exports.close()
+
+
+def _api_client(pool_size: int) -> client.ApiClient:
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)

@@ -1,0 +1,132 @@
+"""`pinpoint-export-operator run`: the operator's configuration, from flags or environment.
+
+Every flag has an environment variable (shown in `--help`), so the Helm chart and a local
+shell configure it the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import dataclass, field
+
+from pinpoint_export_operator import __version__
+from pinpoint_export_operator.copy_job import CopierDefaults
+from pinpoint_export_operator.reconciler import Defaults
+
+DEFAULT_IMAGE = f"ghcr.io/pinpoint-export-operator/pinpoint-export-operator:{__version__}"
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespaces: tuple[str, ...] = ()
+    defaults: Defaults = field(default_factory=lambda: Defaults(CopierDefaults(DEFAULT_IMAGE)))
+    aws_concurrency: int = 16
+    liveness_port: int = 8081
+    log_format: str = "text"
+    log_level: str = "INFO"
+    peering: str | None = None
+    peering_priority: int = 0
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    def flag(name: str, env: str, help_text: str, **kwargs: object) -> None:
+        default = kwargs.pop("default", None)
+        parser.add_argument(
+            name,
+            default=_env(env, None if default is None else str(default)),
+            help=f"{help_text} [env {env}]" + (f" (default: {default})" if default else ""),
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    flag(
+        "--namespaces",
+        "PPE_NAMESPACES",
+        "comma-separated namespaces to watch; empty means the whole cluster",
+        default="",
+    )
+    flag("--copier-image", "PPE_COPIER_IMAGE", "image of the copy Jobs", default=DEFAULT_IMAGE)
+    flag("--region", "AWS_REGION", "default AWS region for exports that do not set one")
+    flag(
+        "--pinpoint-endpoint-url",
+        "PPE_PINPOINT_ENDPOINT_URL",
+        "Pinpoint endpoint for exports that do not set spec.endpointUrl "
+        "(boto3 also honours AWS_ENDPOINT_URL_PINPOINT)",
+    )
+    flag(
+        "--s3-endpoint-url",
+        "PPE_S3_ENDPOINT_URL",
+        "S3 endpoint the copy Jobs use when spec.s3EndpointUrl is not set",
+    )
+    flag(
+        "--aws-concurrency",
+        "PPE_AWS_CONCURRENCY",
+        "AWS calls in flight at once, across all exports",
+        default=16,
+        type=int,
+    )
+    flag(
+        "--liveness-port", "PPE_LIVENESS_PORT", "port of /healthz (0: off)", default=8081, type=int
+    )
+    flag("--log-format", "PPE_LOG_FORMAT", "text or json", default="text", choices=["text", "json"])
+    flag("--log-level", "PPE_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", default="INFO")
+    flag(
+        "--peering",
+        "PPE_PEERING",
+        "Kopf peering name for high availability (one active replica); empty: standalone",
+    )
+    flag(
+        "--peering-priority", "PPE_PEERING_PRIORITY", "this replica's priority", default=0, type=int
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> OperatorConfig:
+    return OperatorConfig(
+        namespaces=tuple(n.strip() for n in (args.namespaces or "").split(",") if n.strip()),
+        defaults=Defaults(
+            copier=CopierDefaults(
+                image=args.copier_image,
+                region=args.region,
+                s3_endpoint_url=args.s3_endpoint_url,
+            ),
+            region=args.region,
+            pinpoint_endpoint_url=args.pinpoint_endpoint_url,
+        ),
+        aws_concurrency=int(args.aws_concurrency),
+        liveness_port=int(args.liveness_port),
+        log_format=args.log_format,
+        log_level=args.log_level.upper(),
+        peering=args.peering or None,
+        peering_priority=int(args.peering_priority),
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    import kopf
+
+    import pinpoint_export_operator.handlers  # noqa: F401  (registers the handlers)
+
+    cfg = config_from_args(args)
+    kopf.configure(
+        log_format=kopf.LogFormat.JSON if cfg.log_format == "json" else kopf.LogFormat.FULL,
+        verbose=cfg.log_level == "DEBUG",
+        quiet=cfg.log_level in ("WARNING", "ERROR"),
+    )
+    logging.getLogger().setLevel(cfg.log_level)
+    kopf.run(
+        clusterwide=not cfg.namespaces,
+        namespaces=list(cfg.namespaces),
+        standalone=cfg.peering is None,
+        priority=cfg.peering_priority,
+        peering_name=cfg.peering,
+        liveness_endpoint=(
+            f"http://0.0.0.0:{cfg.liveness_port}/healthz" if cfg.liveness_port else None
+        ),
+        memo=kopf.Memo(config=cfg),
+    )
+    return 0
