@@ -1,0 +1,45 @@
+"""The sandbox's node agent: a kubelet stand-in for a machine without a container engine.
+
+It registers a Node, binds pending pods to it and runs their containers as local processes,
+each in its own mount namespace with its volumes where it runs as root, and writes their status
+back so the real controllers (the Job controller above all) decide what happens next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+from pathlib import Path
+from types import FrameType
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", required=True, help="admin kubeconfig of the API server")
+    parser.add_argument("--node-name", default=socket.gethostname(), help="the Node to register")
+    parser.add_argument(
+        "--work-dir", required=True, type=Path, help="pod directories and container logs"
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from .agent import Agent
+    from .kube import Kube
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(threadName)s: %(message)s",
+    )
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    agent = Agent(Kube(args.kubeconfig), args.node_name, args.work_dir.resolve())
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger(__name__).info("signal %d: stopping", signum)
+        agent.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    agent.run()
+    return 0
