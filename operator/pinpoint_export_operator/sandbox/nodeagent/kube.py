@@ -40,7 +40,7 @@ TRANSIENT = (ApiError, urllib3.exceptions.HTTPError, OSError, ValueError)
 class Kube:
     def __init__(self, kubeconfig: str, pool_size: int = 64) -> None:
         configuration = client.Configuration()
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         configuration.connection_pool_maxsize = pool_size  # one per concurrent pod thread
         self.api = client.ApiClient(configuration)
         server = urlsplit(configuration.host)
@@ -99,7 +99,7 @@ class Kube:
         if response.status != 200:
             raise ApiError(response.status, json.loads(response.read() or b"{}"))
         try:
-            for line in iter_resp_lines(response.response):  # type: ignore[no-untyped-call]
+            for line in iter_resp_lines(response.response):
                 if line:
                     yield json.loads(line)
         finally:
