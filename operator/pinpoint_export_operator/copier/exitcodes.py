@@ -94,11 +94,12 @@ _RETRYABLE_S3_CODES = frozenset(
     }
 )
 # Local filesystem errors that need a human: full, read-only, forbidden, or something planted
-# in the way (a symlink as the run directory, a directory where a file goes).
+# in the way (a symlink as the run directory, a file where a directory goes, or the reverse).
 _PERMANENT_ERRNOS = frozenset(
     {
         errno.EACCES,
         errno.EDQUOT,
+        errno.EEXIST,
         errno.EISDIR,
         errno.ELOOP,
         errno.ENAMETOOLONG,
