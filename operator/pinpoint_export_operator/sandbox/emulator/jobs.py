@@ -41,13 +41,14 @@ class JobRunner:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="pinpoint-export")
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(self, job: ExportJob) -> None:
+    def start(self, job: ExportJob) -> asyncio.Task[None]:
         """Run `job` in the background (called on the event loop by CreateExportJob)."""
         task = asyncio.get_running_loop().create_task(
             self._run(job, self.faults.take_job_failure())
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def cancel(self) -> None:
         tasks = list(self._tasks)

@@ -178,7 +178,9 @@ class Protocol:
         # A response that does not fit its own shape is an emulator bug: fail loudly, not subtly.
         report = self._validator.validate(output, shape)
         if report.has_errors():
-            raise ValueError(f"{operation.name} response does not fit its shape: {report}")
+            raise ValueError(
+                f"{operation.name} response does not fit its shape: {report.generate_report()}"
+            )
         payload = shape.serialization.get("payload")
         document: Any = {}
         for name, member in shape.members.items():

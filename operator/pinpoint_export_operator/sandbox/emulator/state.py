@@ -313,7 +313,7 @@ class Pinpoint:
         self,
         region: str = "us-east-1",
         account_id: str = "123456789012",
-        on_export: Callable[[ExportJob], None] = _ignore_job,
+        on_export: Callable[[ExportJob], object] = _ignore_job,
     ) -> None:
         self.region = region
         self.account_id = account_id
