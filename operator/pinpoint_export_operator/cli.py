@@ -22,6 +22,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "pinpoint_export_operator.sandbox.emulator.command",
         "run the Pinpoint emulator alone",
     ),
+    ("sandbox", "provisioner"): (
+        "pinpoint_export_operator.sandbox.provisioner",
+        "run the sandbox's volume provisioner alone",
+    ),
     ("sandbox", "node-agent"): (
         "pinpoint_export_operator.sandbox.nodeagent",
         "run the node agent alone",

@@ -49,8 +49,8 @@ def close(memo: kopf.Memo, **_: Any) -> None:
 def _api_client(pool_size: int) -> client.ApiClient:
     configuration = client.Configuration()
     try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        config.load_kube_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)

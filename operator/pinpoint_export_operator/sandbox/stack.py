@@ -114,8 +114,12 @@ class Sandbox:
             pinpoint_url=pinpoint_url,
             volumes_dir=self.state_dir / "volumes",
         )
-        self._start_node_agent(env)
         storage.install_storage_class(env.kubeconfig)
+        env.volumes_dir.mkdir(parents=True, exist_ok=True)
+        self._python(
+            "provisioner", f"--kubeconfig={env.kubeconfig}", f"--volumes-dir={env.volumes_dir}"
+        )
+        self._start_node_agent(env)
         storage.wait_for_node(env.kubeconfig, env.node_name)
         env.write()
         return env

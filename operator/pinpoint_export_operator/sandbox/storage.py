@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 from kubernetes import client, config
@@ -13,7 +12,7 @@ STORAGE_CLASS = "sandbox-hostpath"
 
 
 def api_client(kubeconfig: Path) -> client.ApiClient:
-    api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))
     return api
 
 
@@ -52,58 +51,33 @@ def wait_for_node(kubeconfig: Path, name: str, timeout: float = 60) -> None:
 
 
 def bound_claim(
-    api: client.ApiClient,
-    volumes_dir: Path,
-    namespace: str,
-    name: str,
-    size: str = "1Gi",
-    timeout: float = 30,
+    api: client.ApiClient, namespace: str, name: str, size: str = "1Gi", timeout: float = 30
 ) -> Path:
-    """Create a PersistentVolumeClaim bound to a new host-directory PV; return that directory.
-
-    The PV is pre-bound to the claim (claimRef), so the real PV controller binds exactly this
-    pair, as an administrator's static provisioning would.
-    """
-    host_dir = volumes_dir / f"{namespace}-{name}-{uuid.uuid4().hex[:8]}"
-    host_dir.mkdir(parents=True)
+    """Create a PersistentVolumeClaim, wait until the provisioner has bound it; its directory."""
     core = client.CoreV1Api(api)
-    pv_name = f"pv-{host_dir.name}"[:63].rstrip("-")
-    core.create_persistent_volume(
-        client.V1PersistentVolume(
-            metadata=client.V1ObjectMeta(
-                name=pv_name, labels={"sandbox/claim-namespace": namespace}
-            ),
-            spec=client.V1PersistentVolumeSpec(
-                capacity={"storage": size},
-                access_modes=["ReadWriteOnce"],
-                persistent_volume_reclaim_policy="Retain",
-                storage_class_name=STORAGE_CLASS,
-                host_path=client.V1HostPathVolumeSource(path=str(host_dir), type="Directory"),
-                claim_ref=client.V1ObjectReference(namespace=namespace, name=name),
-            ),
-        )
-    )
     core.create_namespaced_persistent_volume_claim(
         namespace,
         client.V1PersistentVolumeClaim(
             metadata=client.V1ObjectMeta(name=name),
             spec=client.V1PersistentVolumeClaimSpec(
                 access_modes=["ReadWriteOnce"],
-                storage_class_name=STORAGE_CLASS,
-                volume_name=pv_name,
                 resources=client.V1VolumeResourceRequirements(requests={"storage": size}),
             ),
         ),
     )
+    return claim_directory(api, namespace, name, timeout)
 
-    def bound() -> bool:
-        status = core.read_namespaced_persistent_volume_claim(name, namespace).status
-        return status is not None and status.phase == "Bound"
 
-    process.wait_for(
-        bound,
-        timeout,
-        f"claim {namespace}/{name} Bound",
-        interval=0.2,
-    )
-    return host_dir
+def claim_directory(api: client.ApiClient, namespace: str, name: str, timeout: float = 30) -> Path:
+    """The host directory behind a claim, once it is bound."""
+    core = client.CoreV1Api(api)
+
+    def volume() -> str | None:
+        claim = core.read_namespaced_persistent_volume_claim(name, namespace)
+        bound = claim.status is not None and claim.status.phase == "Bound"
+        return claim.spec.volume_name if bound and claim.spec else None
+
+    volume_name = process.wait_for(volume, timeout, f"claim {namespace}/{name} Bound", interval=0.2)
+    pv = core.read_persistent_volume(volume_name)
+    assert pv.spec is not None and pv.spec.host_path is not None
+    return Path(pv.spec.host_path.path)
