@@ -32,6 +32,13 @@ sandbox: $(VENV)/.synced tools  ## Start the sandbox in the background; writes .
 sandbox-down: $(VENV)/.synced
 	$(PY) -m pinpoint_export_operator sandbox down
 
+demo: $(VENV)/.synced tools  ## The operator end to end on the sandbox (starts it if needed).
+	$(PY) -m pinpoint_export_operator sandbox demo
+
+bench: $(VENV)/.synced tools  ## Benchmarks; results in bench/results/.
+	$(PY) bench/copier_bench.py
+	$(PY) bench/emulator_bench.py
+
 lock:  ## Re-resolve requirements.lock from pyproject.toml.
 	tools/python-env.sh --lock
 

@@ -22,6 +22,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "pinpoint_export_operator.sandbox.emulator.command",
         "run the Pinpoint emulator alone",
     ),
+    ("sandbox", "demo"): (
+        "pinpoint_export_operator.sandbox.demo",
+        "run the operator end to end on the sandbox",
+    ),
     ("sandbox", "provisioner"): (
         "pinpoint_export_operator.sandbox.provisioner",
         "run the sandbox's volume provisioner alone",

@@ -1,0 +1,91 @@
+"""Fixtures for the operator's end-to-end tests: CRDs installed, the operator running."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from pinpoint_export_operator import api as names
+from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_operator.sandbox.s3server import S3Credentials
+from pinpoint_export_operator.sandbox.stack import SandboxEnv
+
+from .operator_process import OperatorProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+BUCKET = "pinpoint-exports"
+ROLE_ARN = "arn:aws:iam::123456789012:role/PinpointExportToS3"
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    """The project's CRDs, installed and Established."""
+    kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+
+
+@pytest.fixture(scope="session")
+def emulator(sandbox: SandboxEnv) -> EmulatorAdmin:
+    return EmulatorAdmin(sandbox.pinpoint_url)
+
+
+@pytest.fixture(scope="session")
+def bucket(s3: S3Credentials) -> str:
+    s3_client = s3.client()
+    if BUCKET not in [b["Name"] for b in s3_client.list_buckets().get("Buckets", [])]:
+        s3_client.create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+@pytest.fixture(scope="session")
+def operator(
+    sandbox: SandboxEnv, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator for the session; tests that kill it start it again."""
+    running = OperatorProcess(sandbox, tmp_path_factory.mktemp("operator") / "operator.log")
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def credentials_secret(api: client.ApiClient, namespace: str, s3: S3Credentials) -> str:
+    """A Secret with the sandbox's keys, as a user would create for spec.credentials."""
+    name = "pinpoint-credentials"
+    data = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
+    client.CoreV1Api(api).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name),
+            data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        ),
+    )
+    return name
+
+
+def export_manifest(name: str, application_id: str, **spec: Any) -> dict[str, Any]:
+    """The README's example export, pointed at the sandbox's app."""
+    manifest: dict[str, Any] = yaml.safe_load(
+        (ROOT / "examples" / "pinpointexport.yaml").read_text()
+    )
+    manifest["metadata"] = {"name": name}
+    manifest["spec"].update(applicationId=application_id, roleArn=ROLE_ARN, **spec)
+    manifest["spec"]["s3UrlPrefix"] = f"s3://{BUCKET}/endpoints/"
+    manifest["spec"]["pollIntervalSeconds"] = spec.get("pollIntervalSeconds", 1)
+    return manifest
+
+
+def read_export(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        names.GROUP, names.VERSION, namespace, names.EXPORTS, name
+    )
+    assert isinstance(obj, dict)
+    return obj

@@ -1,0 +1,85 @@
+"""PinpointExport end to end: kubectl apply, and the endpoints land verified on the volume."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from pinpoint_export_operator.sandbox import process
+from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
+
+from .conftest import Kubectl, export_manifest, read_export
+from .operator_process import OperatorProcess
+
+pytestmark = pytest.mark.e2e
+ENDPOINTS = 500
+
+
+def exported_ids(run_dir: Path) -> list[str]:
+    ids = []
+    for part in sorted(run_dir.rglob("*.gz")):
+        with gzip.open(part, "rt") as lines:
+            ids += [json.loads(line)["Id"] for line in lines if line.strip()]
+    return ids
+
+
+def test_happy_path(
+    api: client.ApiClient,
+    namespace: str,
+    kubectl: Kubectl,
+    operator: OperatorProcess,
+    emulator: EmulatorAdmin,
+    bucket: str,
+    credentials_secret: str,
+    bound_claim: Callable[..., Path],
+) -> None:
+    app = emulator.create_app()
+    emulator.seed(app, ENDPOINTS)
+    volume = bound_claim("exports")
+    manifest = export_manifest("nightly", app)
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+
+    kubectl("wait", "-n", namespace, "--for=condition=Ready", "ppe/nightly", "--timeout=120s")
+
+    export = read_export(api, namespace, "nightly")
+    status = export["status"]
+    assert status["phase"] == "Succeeded"
+    assert status["exportJob"]["jobStatus"] == "COMPLETED"
+    assert status["exportJob"]["totalProcessed"] == ENDPOINTS
+    run_dir = volume / status["output"]["path"]
+    assert status["output"]["path"] == f"marketing/nightly/{status['runId']}"
+    # Exactly the seeded endpoints, each once.
+    ids = exported_ids(run_dir)
+    assert sorted(ids) == sorted(f"ep-{i}" for i in range(ENDPOINTS))
+    # The manifest's checksums are those of the files; _SUCCESS and latest are there.
+    manifest_doc = json.loads((run_dir / "manifest.json").read_text())
+    files = manifest_doc["files"]
+    assert len(files) == status["output"]["files"] > 0
+    for entry in files:
+        data = (run_dir / entry["name"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    assert (run_dir / "_SUCCESS").exists()
+    assert (volume / "marketing/nightly/latest").resolve() == run_dir.resolve()
+    # A finished export carries no finalizer: it can be deleted with the operator down.
+    assert not export["metadata"].get("finalizers")
+
+    table = kubectl("get", "ppe", "-n", namespace).stdout
+    assert table.split()[:6] == ["NAME", "PHASE", "PROGRESS", "ENDPOINTS", "FILES", "AGE"]
+    row = table.splitlines()[1].split()
+    assert row[:5] == ["nightly", "Succeeded", row[2], str(ENDPOINTS), str(len(files))]
+
+    def reasons() -> list[str]:
+        events = client.CoreV1Api(api).list_namespaced_event(
+            namespace, field_selector="involvedObject.name=nightly"
+        )
+        return [e.reason for e in sorted(events.items, key=lambda e: e.metadata.creation_timestamp)]
+
+    story = ["Started", "ExportJobCreated", "ExportJobCompleted", "CopyJobCreated", "Succeeded"]
+    process.wait_for(lambda: set(story) <= set(reasons()), 30, "the Events of the export")
