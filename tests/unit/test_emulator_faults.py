@@ -23,6 +23,8 @@ async def test_rates_are_reproducible_proportions() -> None:
     assert abs(first["TooManyRequestsException"] - 300) < 50
     assert abs(first["InternalServerErrorException"] - 100) < 35
     assert await draws(Faults()) == Counter({"None": 1000})
+    forbidden = Faults(error_rate=1.0, error_code="ForbiddenException")
+    assert await draws(forbidden, n=3) == Counter({"ForbiddenException": 3})
 
 
 async def test_operations_limit_the_faults() -> None:
@@ -44,6 +46,7 @@ def test_job_failures_are_consumed() -> None:
         {"throttle_rate": 0.6, "error_rate": 0.6},
         {"latency_seconds": -1},
         {"freeze_status": "SLEEPING"},
+        {"error_rate": 0.1, "error_code": "TeapotException"},
         {"surprise": 1},
     ],
 )

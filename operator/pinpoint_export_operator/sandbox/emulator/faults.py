@@ -8,7 +8,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from pinpoint_export_operator.sandbox.emulator.model import service_model
 from pinpoint_export_operator.sandbox.emulator.state import JOB_STATUSES
+
+ERROR_CODES = frozenset(shape.name for shape in service_model().error_shapes)
 
 
 @dataclass(frozen=True)
@@ -16,7 +19,8 @@ class Faults:
     """What to break. Rates are fractions of the calls to `operations` (None: every operation)."""
 
     throttle_rate: float = 0.0  # 429 TooManyRequestsException
-    error_rate: float = 0.0  # 500 InternalServerErrorException
+    error_rate: float = 0.0  # answered with `error_code` instead
+    error_code: str = "InternalServerErrorException"  # any modeled error, e.g. ForbiddenException
     latency_seconds: float = 0.0  # added before each answer
     fail_jobs: int = 0  # the next N export jobs end FAILED
     freeze_status: str | None = None  # jobs stop when they reach this status until unfrozen
@@ -30,6 +34,8 @@ class Faults:
             raise ValueError("throttle_rate + error_rate must not exceed 1")
         if self.latency_seconds < 0 or self.fail_jobs < 0:
             raise ValueError("latency_seconds and fail_jobs must not be negative")
+        if self.error_code not in ERROR_CODES:
+            raise ValueError(f"error_code must be one of {', '.join(sorted(ERROR_CODES))}")
         if self.freeze_status is not None and self.freeze_status not in JOB_STATUSES:
             raise ValueError(f"freeze_status must be one of {', '.join(JOB_STATUSES)}")
 
@@ -74,7 +80,7 @@ class FaultInjector:
         if draw < faults.throttle_rate:
             return "TooManyRequestsException"
         if draw < faults.throttle_rate + faults.error_rate:
-            return "InternalServerErrorException"
+            return faults.error_code
         return None
 
     def take_job_failure(self) -> bool:
