@@ -173,14 +173,13 @@ def test_start_errors_say_why(tmp_path: Path, container: dict[str, Any], message
 
 
 def test_stopping_signals_the_whole_process_group(tmp_path: Path) -> None:
+    container = {"name": "main", "image": "busybox", **sh("sleep 300 & sleep 300")}
     pod = {
         "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
-        "spec": {
-            "containers": [{"name": "main", "image": "busybox", **sh("sleep 300 & sleep 300")}]
-        },
+        "spec": {"containers": [container]},
     }
     pod_dir = str(tmp_path)
-    plan = plan_container(pod, pod["spec"]["containers"][0], {}, SOURCES, HOST, pod_dir)
+    plan = plan_container(pod, container, {}, SOURCES, HOST, pod_dir)
     process = runtime.start(plan, pod_dir, isolate=True)
     process.signal(signal.SIGTERM)
     assert process.wait() == 128 + signal.SIGTERM
