@@ -249,8 +249,9 @@ async def serve(
     s3: S3Credentials | None,
     sock: socket.socket,
     stop: asyncio.Event,
+    listening: Callable[[], None] = lambda: None,
 ) -> None:
-    """Serve on a bound socket until `stop` is set."""
+    """Serve on a bound socket until `stop` is set; `listening` is called once it serves."""
     writer = PieceWriter(s3_client(s3, config.export_workers))
     runner = web.AppRunner(EmulatorService(config, writer).web_app(), access_log=None)
     await runner.setup()
@@ -258,6 +259,7 @@ async def serve(
         await web.SockSite(runner, sock).start()
         host, port = sock.getsockname()[:2]
         log.info("Pinpoint emulator listening on http://%s:%d", host, port)
+        listening()
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -304,18 +306,15 @@ class Emulator:
     def start(self) -> Emulator:
         self._thread = threading.Thread(target=self._main, name="pinpoint-emulator", daemon=True)
         self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
+        if not self._ready.wait(60) or self._error is not None:
             raise RuntimeError("Pinpoint emulator failed to start") from self._error
-        self.admin.wait_ready()
         return self
 
     def _main(self) -> None:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            self._ready.set()
-            await serve(self.config, self.s3, self._sock, self._stop)
+            await serve(self.config, self.s3, self._sock, self._stop, self._ready.set)
 
         try:
             asyncio.run(main())
