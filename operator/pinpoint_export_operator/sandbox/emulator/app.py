@@ -137,11 +137,7 @@ class EmulatorService:
             operation, labels = self.protocol.route(request.method, request.rel_url.raw_path)
             name = operation.name
             self.counters[name] += 1
-            if self.faults.applies(name) and self.faults.faults.latency_seconds:
-                await asyncio.sleep(self.faults.faults.latency_seconds)
-            injected = self.faults.error_for(name)
-            if injected is not None:
-                raise ApiError(injected, "Injected by the Pinpoint emulator")
+            await self.faults.before(name)
             body = await request.read()
             query = {k: request.query.getall(k) for k in set(request.query)}
             params = self.protocol.parse(operation, labels, query, request.headers, body)
@@ -174,11 +170,9 @@ class EmulatorService:
         app = self.pinpoint.apps.get(request.match_info["application_id"])
         if app is None:
             raise web.HTTPNotFound(reason="no such application")
-        count, seed, prefix = (
-            document.get("count"),
-            document.get("seed", 0),
-            document.get("id_prefix", "ep-"),
-        )
+        count = document.get("count")
+        seed = document.get("seed", 0)
+        prefix = document.get("id_prefix", "ep-")
         if not isinstance(count, int) or count < 0 or not isinstance(seed, int):
             raise web.HTTPBadRequest(reason="count (>= 0) and seed must be integers")
         if not isinstance(prefix, str) or not prefix or prefix[-1].isdigit():
@@ -266,7 +260,7 @@ async def serve(
 
 
 def bind(host: str, port: int) -> socket.socket:
-    return socket.create_server((host, port), reuse_port=False)
+    return socket.create_server((host, port))
 
 
 class Emulator:

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from pinpoint_export_operator.sandbox.emulator.model import service_model
+from pinpoint_export_operator.sandbox.emulator.model import ApiError, service_model
 from pinpoint_export_operator.sandbox.emulator.state import JOB_STATUSES
 
 ERROR_CODES = frozenset(shape.name for shape in service_model().error_shapes)
@@ -70,6 +70,14 @@ class FaultInjector:
 
     def applies(self, operation: str) -> bool:
         return self.faults.operations is None or operation in self.faults.operations
+
+    async def before(self, operation: str) -> None:
+        """Delay a call to `operation`, or fail it, as configured."""
+        if self.applies(operation) and self.faults.latency_seconds:
+            await asyncio.sleep(self.faults.latency_seconds)
+        code = self.error_for(operation)
+        if code is not None:
+            raise ApiError(code, "Injected by the Pinpoint emulator")
 
     def error_for(self, operation: str) -> str | None:
         """The error code to answer `operation` with instead of serving it, if any."""

@@ -91,17 +91,15 @@ class Protocol:
         return _Route(operation, pattern, tuple(labels), literals)
 
     def route(self, method: str, raw_path: str) -> tuple[OperationModel, dict[str, str]]:
-        """The operation for a request and its URI labels (still percent-encoded on the wire)."""
-        path_matched = False
+        """The operation for a request, and its URI labels decoded from the raw path."""
         for route in self._routes:
-            match = route.pattern.fullmatch(raw_path)
-            if match is None:
+            if route.operation.http["method"] != method:
                 continue
-            path_matched = True
-            if route.operation.http["method"] == method:
+            match = route.pattern.fullmatch(raw_path)
+            if match is not None:
                 values = (unquote(v) for v in match.groups())
                 return route.operation, dict(zip(route.labels, values, strict=True))
-        if path_matched:
+        if any(route.pattern.fullmatch(raw_path) for route in self._routes):
             raise ApiError("MethodNotAllowedException", f"{method} is not allowed on {raw_path}")
         raise not_found(f"No resource matches {method} {raw_path}")
 
