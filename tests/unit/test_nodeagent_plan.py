@@ -295,6 +295,7 @@ def test_volumes_on_the_host() -> None:
             {"name": "data", "persistentVolumeClaim": {"claimName": "claim", "readOnly": True}},
             {"name": "scratch", "emptyDir": {}},
             {"name": "host", "hostPath": {"path": "/srv"}},
+            {"name": "sock", "hostPath": {"path": "/run/x.sock", "type": "Socket"}},
             {
                 "name": "creds",
                 "secret": {
@@ -333,7 +334,12 @@ def test_volumes_on_the_host() -> None:
         "empty",
         f"{POD_DIR}/volumes/scratch",
     )
-    assert (volumes["host"].kind, volumes["host"].path) == ("host", "/srv")
+    assert (volumes["host"].kind, volumes["host"].path, volumes["host"].create) == (
+        "host",
+        "/srv",
+        True,
+    )
+    assert not volumes["sock"].create  # hostPath types other than (DirectoryOr)Create must exist
     assert [(f.path, f.data, f.mode) for f in volumes["creds"].files] == [("dir/a", b"A", 0o600)]
     assert volumes["opt"].files == ()
 

@@ -91,6 +91,8 @@ class Volume:
     kind: VolumeKind  # host: hostPath; claim: a PV's directory; empty: emptyDir; files: written
     files: tuple[File, ...] = ()
     read_only: bool = False
+    create: bool = True  # host, claim: made if missing (hostPath types other than "" and
+    # DirectoryOrCreate must exist)
 
 
 @dataclass(frozen=True)
@@ -500,7 +502,9 @@ def plan_volumes(pod: Json, sources: Sources, host: Host, pod_dir: str) -> dict[
                 raise VolumeError(f'persistentvolumeclaim "{claim["claimName"]}" is not bound')
             volumes[name] = Volume(name, path, "claim", read_only=claim.get("readOnly", False))
         elif "hostPath" in volume:
-            volumes[name] = Volume(name, volume["hostPath"]["path"], "host")
+            host_path = volume["hostPath"]
+            create = host_path.get("type", "") in ("", "DirectoryOrCreate")
+            volumes[name] = Volume(name, host_path["path"], "host", create=create)
         elif "emptyDir" in volume:
             volumes[name] = Volume(name, own, "empty")
         elif "secret" in volume:

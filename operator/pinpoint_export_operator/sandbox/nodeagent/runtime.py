@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import launcher
-from .plan import ContainerPlan, Volume, container_dir
+from .plan import ContainerPlan, Volume, VolumeError, container_dir
 
 MAX_MESSAGE = 4096  # the kubelet's limits for termination messages
 MAX_LOG_MESSAGE = 2048
@@ -79,10 +79,12 @@ def materialize(volumes: Iterable[Volume], fs_group: int | None, policy: str | N
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(file.data)
                 target.chmod(file.mode)
-        else:
+        elif volume.create:
             path.mkdir(parents=True, exist_ok=True)  # hostPath's default: created if missing
             if volume.kind == "empty":
                 path.chmod(0o777)
+        elif not path.exists():
+            raise VolumeError(f"hostPath {volume.path} does not exist")
         if fs_group is not None and volume.kind != "host":  # the kubelet leaves hostPath alone
             set_ownership(volume.path, fs_group, volume.kind == "files", policy)
 
