@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from botocore import exceptions as botocore_errors
 
 from pinpoint_export_operator.copier.exitcodes import CopyError
+from pinpoint_export_operator.copier.layout import start_writeback
 from pinpoint_export_operator.copier.source import S3Object
 from pinpoint_export_operator.copier.verify import BLOCK, Sink, read_blocks
 
@@ -92,6 +93,7 @@ class Downloader:
             for future, (start, end) in zip(futures, parts, strict=True):
                 future.result()
                 read_blocks(fd, start, end, consume)
+                start_writeback(fd, start, end - start)
         except BaseException:
             # The caller closes `fd` next: no fetch may still be writing to it (or to whatever
             # file reuses its number).
