@@ -103,6 +103,8 @@ def main(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.log_level != "DEBUG":  # botocore's INFO lines say where credentials were found
+        logging.getLogger("botocore").setLevel(logging.WARNING)
     started = time.monotonic()
     options = Options(
         source=args.source,
@@ -115,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
         client = make_client(
             endpoint_url=args.endpoint_url,
             region=args.region,
-            max_connections=options.concurrency + options.file_threads,
+            max_connections=options.concurrency,  # only the GET threads call S3 at once
         )
         result = copy_run(client, options)
     except Exception as error:

@@ -27,7 +27,7 @@ from pinpoint_export_operator.copier.manifest import (
 )
 from pinpoint_export_operator.copier.safepaths import LocalNames, plan_names
 from pinpoint_export_operator.copier.source import S3Object, S3Url, list_gz_objects
-from pinpoint_export_operator.copier.transfer import Downloader, TransferError
+from pinpoint_export_operator.copier.transfer import Aborted, Downloader, TransferError
 from pinpoint_export_operator.copier.verify import (
     Digest,
     GzipCheck,
@@ -125,7 +125,7 @@ class _ObjectCopier:
     def copy(self, obj: S3Object, names: LocalNames) -> tuple[list[FileRecord], bool]:
         """The object's files, and whether they were already there (a resumed run)."""
         if self._downloader.abort.is_set():
-            return [], False
+            raise Aborted()
         started = time.monotonic()
         existing = self._run.open_complete(names.gz, obj.size)
         if existing is not None:
