@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -225,6 +226,41 @@ def test_killed_mid_file_then_resumed(
     ).read_bytes()
     success = (run_dir / "_SUCCESS").stat().st_mtime_ns
     assert all(p.stat().st_mtime_ns <= success for p in run_dir.iterdir())
+
+
+NOBODY = 65534
+IN_A_POD = """
+set -e
+mount -t tmpfs -o mode=0755 tmpfs /tmp         # the volume (and a hidden /tmp)
+mkdir -m 0777 /tmp/volume
+mount -o remount,bind,ro /                       # readOnlyRootFilesystem
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+cd /
+as_nobody "$@" --dest /tmp/volume/run-1 || exit 90
+cat /tmp/volume/run-1/manifest.json
+[ -L /tmp/volume/latest ] && [ -f /tmp/volume/run-1/_SUCCESS ] || exit 91
+as_nobody "$@" --dest /tmp/not-writable/run-1 && exit 92 || echo "exit $?"
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")),
+    reason="needs root to make a private mount namespace",
+)
+def test_a_read_only_root_filesystem_and_a_non_root_user(
+    s3: S3Credentials, bucket: str, put: Callable[[str, bytes], bytes]
+) -> None:
+    """As in the copy Job's restricted pod: only the volume is writable, HOME does not exist."""
+    data = put(PREFIX + "a.gz", gzip.compress(endpoints(1000, 1)))
+    argv = ["unshare", "--mount", "sh", "-c", IN_A_POD, "sh", *copier_argv(bucket, Path("/"))[:-2]]
+    result = subprocess.run(argv, env=copier_env(s3), capture_output=True, text=True, timeout=120)
+    sys.stderr.write(result.stderr)
+    assert result.returncode == 0, result.stdout
+    summary, *manifest_lines, last = result.stdout.strip().splitlines()
+    assert json.loads(summary)["files"] == 1
+    manifest = json.loads("\n".join(manifest_lines))
+    assert manifest["files"][0]["sha256"] == sha256(data)
+    assert last == f"exit {PERMANENT}"  # EACCES on the volume: permanent
 
 
 def hostile_client(s3: S3Credentials, stand_ins: dict[str, str]) -> S3Client:
