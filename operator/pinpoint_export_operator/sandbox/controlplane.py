@@ -106,6 +106,9 @@ class ControlPlane:
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
+            # A loopback address cannot back the `kubernetes` Service's endpoints; pods reach
+            # the API server directly through KUBERNETES_SERVICE_HOST instead.
+            "--endpoint-reconciler-type=none",
             f"--secure-port={self.apiserver_port}",
             f"--cert-dir={self.state_dir / 'apiserver'}",
             f"--tls-cert-file={serving.cert}",
