@@ -30,8 +30,10 @@ def main(args: argparse.Namespace) -> int:
 
     logging.basicConfig(
         level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(threadName)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(message)s",
     )
+    # Hundreds of pod threads share the connection pool; a full pool only means a reconnect.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     agent = Agent(Kube(args.kubeconfig), args.node_name, args.work_dir.resolve())
 

@@ -38,7 +38,7 @@ TRANSIENT = (ApiError, urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
 class Kube:
-    def __init__(self, kubeconfig: str, pool_size: int = 64) -> None:
+    def __init__(self, kubeconfig: str, pool_size: int = 256) -> None:
         configuration = client.Configuration()
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         configuration.connection_pool_maxsize = pool_size  # one per concurrent pod thread

@@ -447,8 +447,7 @@ class PodWorker:
         with self.cond:
             self.stopping = True
             shutting_down = self.context.stop.is_set()
-        if not shutting_down:
-            self._publish()
+        self._publish()
         runtime.clean_up(self.pod_dir)
         with self.cond:
             self.done = True
@@ -467,7 +466,8 @@ class PodWorker:
         """Write the pod's status. Serialised, so a later state never loses to an earlier one."""
         with self.publish_lock:
             with self.cond:
-                if self.gone:
+                # A stopping agent writes nothing, like a kubelet: the pods are not over.
+                if self.gone or self.context.stop.is_set():
                     return
                 status = pod_status(
                     restart_policy=self.restart_policy,
