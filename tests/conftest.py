@@ -69,11 +69,11 @@ def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator
 
 
 @pytest.fixture
-def bound_claim(api: client.ApiClient, sandbox: SandboxEnv, namespace: str) -> Callable[..., Path]:
+def bound_claim(api: client.ApiClient, namespace: str) -> Callable[..., Path]:
     """Make a PVC in the test's namespace, bound to a host directory; returns that directory."""
 
     def make(name: str = "data", size: str = "1Gi") -> Path:
-        return storage.bound_claim(api, sandbox.volumes_dir, namespace, name, size)
+        return storage.bound_claim(api, namespace, name, size)
 
     return make
 
