@@ -97,6 +97,7 @@ def run(count: int, piece_size: int, workdir: Path) -> dict[str, Any]:
         "gzip_bytes": sum(o["Size"] for o in pieces),
         "emulator_peak_rss_mb": round(rss, 1),
         "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # the machine is shared: context
     }
 
 

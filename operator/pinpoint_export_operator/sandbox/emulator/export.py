@@ -91,7 +91,10 @@ class PieceWriter:
         """Compress `endpoints` into piece `n`; returns how many it held."""
         buffer = io.BytesIO()
         count = 0
-        with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=self.compresslevel) as gz:
+        # mtime=0: the same endpoints always compress to the same bytes.
+        with gzip.GzipFile(
+            fileobj=buffer, mode="wb", compresslevel=self.compresslevel, mtime=0
+        ) as gz:
             source = iter(endpoints)
             while batch := list(itertools.islice(source, _LINES_PER_WRITE)):
                 gz.write("".join(self._encode(e) + "\n" for e in batch).encode())
