@@ -300,10 +300,15 @@ def _to_text(shape: Shape, value: Any) -> str:
     return str(value)
 
 
+def iso8601(value: dt.datetime) -> str:
+    """AWS's ISO 8601 form: UTC, milliseconds, `Z`."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def _timestamp(value: dt.datetime, fmt: str) -> str | float:
     value = value.astimezone(dt.UTC)
     if fmt == "iso8601":
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return iso8601(value)
     if fmt == "rfc822":
         return value.strftime("%a, %d %b %Y %H:%M:%S GMT")
     return value.timestamp()

@@ -19,10 +19,10 @@ from botocore import xform_name
 
 from pinpoint_export_operator.sandbox.emulator.export import parse_s3_url
 from pinpoint_export_operator.sandbox.emulator.model import (
-    ApiError,
     Params,
     bad_request,
     enum_values,
+    iso8601,
     not_found,
 )
 from pinpoint_export_operator.sandbox.emulator.segments import (
@@ -69,7 +69,7 @@ _sequence = itertools.count(1)  # orders apps and jobs for pagination tokens
 
 
 def iso_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return iso8601(dt.datetime.now(dt.UTC))
 
 
 def new_id() -> str:
@@ -523,5 +523,5 @@ def _page_size(value: str | None) -> int:
     if value is None:
         return DEFAULT_PAGE_SIZE
     if not value.isdigit() or not 1 <= int(value) <= 1000:
-        raise ApiError("BadRequestException", f"Invalid page-size {value!r}: 1 to 1000")
+        raise bad_request(f"Invalid page-size {value!r}: 1 to 1000")
     return int(value)
