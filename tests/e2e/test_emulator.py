@@ -447,8 +447,12 @@ def test_failing_and_frozen_jobs(
             "JobStatus"
         ]
 
-    process.wait_for(lambda: status(frozen) == "PROCESSING", 30, "frozen job", interval=0.02)
-    assert status(doomed) == "PROCESSING" and admin.faults().fail_jobs == 0
+    def both_frozen() -> bool:
+        return status(frozen) == status(doomed) == "PROCESSING"
+
+    process.wait_for(both_frozen, 30, "jobs frozen in PROCESSING", interval=0.02)
+    assert status(frozen) == "PROCESSING"  # still: frozen, not merely passing through
+    assert admin.faults().fail_jobs == 0
     admin.set_faults()
     doomed_job = wait_for_job(pinpoint, app_id, doomed)
     assert doomed_job["JobStatus"] == "FAILED" and doomed_job["FailedPieces"] == 3
