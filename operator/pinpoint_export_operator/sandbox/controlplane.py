@@ -145,7 +145,9 @@ class ControlPlane:
             f"--controllers={','.join(CONTROLLERS)}",
             f"--service-account-private-key-file={sa.key}",
             f"--root-ca-file={ca.cert}",
-            "--use-service-account-credentials=false",
+            # Each controller acts as its own ServiceAccount with its bootstrap role, as in
+            # kubeadm clusters; the controller manager's own identity may do almost nothing.
+            "--use-service-account-credentials=true",
             "--leader-elect=false",
             "--kube-api-qps=200",
             "--kube-api-burst=400",
