@@ -53,15 +53,15 @@ LIFECYCLE = [s for s in JOB_STATUSES if s not in ("PENDING_JOB", "FAILING", "FAI
 
 
 @pytest.fixture(scope="module")
-def emulator(s3: S3Credentials) -> Iterator[Emulator]:
+def local_emulator(s3: S3Credentials) -> Iterator[Emulator]:
     config = EmulatorConfig(timing=Timing(step_seconds=0.05, piece_size=PIECE_SIZE))
     with Emulator(s3, config=config) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def admin(emulator: Emulator) -> EmulatorAdmin:
-    return emulator.admin
+def admin(local_emulator: Emulator) -> EmulatorAdmin:
+    return local_emulator.admin
 
 
 def pinpoint_client(url: str, **config: Any) -> PinpointClient:
@@ -77,8 +77,8 @@ def pinpoint_client(url: str, **config: Any) -> PinpointClient:
 
 
 @pytest.fixture(scope="module")
-def pinpoint(emulator: Emulator) -> PinpointClient:
-    return pinpoint_client(emulator.url)
+def pinpoint(local_emulator: Emulator) -> PinpointClient:
+    return pinpoint_client(local_emulator.url)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def s3_client(s3: S3Credentials) -> S3Client:
 
 
 @pytest.fixture(scope="module")
-def bucket(s3_client: S3Client) -> str:
+def export_bucket(s3_client: S3Client) -> str:
     name = f"exports-{uuid.uuid4().hex[:8]}"
     s3_client.create_bucket(Bucket=name)
     return name
@@ -145,7 +145,7 @@ def by_id(endpoints: list[Endpoint]) -> dict[str, Endpoint]:
 
 
 def test_round_trip_exports_exactly_the_endpoints(
-    pinpoint: PinpointClient, admin: EmulatorAdmin, s3_client: S3Client, bucket: str
+    pinpoint: PinpointClient, admin: EmulatorAdmin, s3_client: S3Client, export_bucket: str
 ) -> None:
     app_id = pinpoint.create_app(CreateApplicationRequest={"Name": "round-trip"})[
         "ApplicationResponse"
@@ -179,9 +179,9 @@ def test_round_trip_exports_exactly_the_endpoints(
         ApplicationId=app_id, SegmentId=segment["Id"], WriteSegmentRequest={"Dimensions": sms}
     )
 
-    everything = export(pinpoint, app_id, f"s3://{bucket}/all/")
+    everything = export(pinpoint, app_id, f"s3://{export_bucket}/all/")
     gold = export(
-        pinpoint, app_id, f"s3://{bucket}/gold", SegmentId=segment["Id"], SegmentVersion=1
+        pinpoint, app_id, f"s3://{export_bucket}/gold", SegmentId=segment["Id"], SegmentVersion=1
     )
     for job_id, prefix, selection in [
         (everything, "all/", expected),
@@ -191,7 +191,7 @@ def test_round_trip_exports_exactly_the_endpoints(
         job = wait_for_job(pinpoint, app_id, job_id, seen)
         # Polling may skip statuses, never reorder them.
         assert seen == sorted(seen, key=LIFECYCLE.index) and seen[-1] == "COMPLETED"
-        endpoints, others = exported(s3_client, bucket, f"{prefix}{job_id}/")
+        endpoints, others = exported(s3_client, export_bucket, f"{prefix}{job_id}/")
         assert by_id(endpoints) == selection
         pieces = math.ceil(len(selection) / PIECE_SIZE)
         assert job["JobStatus"] == "COMPLETED"
@@ -214,7 +214,7 @@ def is_gold_email(endpoint: Endpoint) -> bool:
 
 
 def test_every_operation_answers_what_botocore_expects(
-    pinpoint: PinpointClient, admin: EmulatorAdmin, bucket: str
+    pinpoint: PinpointClient, admin: EmulatorAdmin, export_bucket: str
 ) -> None:
     model = service_model()
     responses: dict[str, Any] = {}
@@ -243,7 +243,11 @@ def test_every_operation_answers_what_botocore_expects(
     call("GetSegment", ApplicationId=app_id, SegmentId=segment_id)
     call("UpdateSegment", ApplicationId=app_id, SegmentId=segment_id, WriteSegmentRequest={})
     call("GetSegmentVersion", ApplicationId=app_id, SegmentId=segment_id, Version="2")
-    request = {"RoleArn": ROLE, "S3UrlPrefix": f"s3://{bucket}/shapes/", "SegmentId": segment_id}
+    request = {
+        "RoleArn": ROLE,
+        "S3UrlPrefix": f"s3://{export_bucket}/shapes/",
+        "SegmentId": segment_id,
+    }
     job = call("CreateExportJob", ApplicationId=app_id, ExportJobRequest=request)
     job_id = job["ExportJobResponse"]["Id"]
     wait_for_job(pinpoint, app_id, job_id)
@@ -318,15 +322,15 @@ def test_errors_raise_botocores_modeled_exceptions(
         assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == expected
 
 
-def test_requests_must_be_signed_for_mobiletargeting(emulator: Emulator) -> None:
-    unsigned = pinpoint_client(emulator.url, signature_version=UNSIGNED)
+def test_requests_must_be_signed_for_mobiletargeting(local_emulator: Emulator) -> None:
+    unsigned = pinpoint_client(local_emulator.url, signature_version=UNSIGNED)
     with pytest.raises(ClientError) as raised:
         unsigned.get_apps()
     assert raised.value.response["Error"]["Code"] == "MissingAuthenticationTokenException"
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
     def signed_for(service: str, method: str = "GET") -> tuple[int, str]:
-        request = AWSRequest(method=method, url=f"{emulator.url}/v1/apps")
+        request = AWSRequest(method=method, url=f"{local_emulator.url}/v1/apps")
         SigV4Auth(Credentials("AKID", "secret"), service, "us-east-1").add_auth(request)
         prepared = urllib.request.Request(
             str(request.url), method=method, headers=dict(request.headers.items())
@@ -343,9 +347,9 @@ def test_requests_must_be_signed_for_mobiletargeting(emulator: Emulator) -> None
 
 
 def test_the_standard_endpoint_variable_reaches_it(
-    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+    local_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in emulator.env().items():
+    for name, value in local_emulator.env().items():
         monkeypatch.setenv(name, value)
     client = boto3.client(
         "pinpoint",
@@ -357,16 +361,17 @@ def test_the_standard_endpoint_variable_reaches_it(
 
 
 def test_pagination_walks_all_jobs(
-    pinpoint: PinpointClient, admin: EmulatorAdmin, bucket: str
+    pinpoint: PinpointClient, admin: EmulatorAdmin, export_bucket: str
 ) -> None:
     app_id = admin.create_app("pages")
     admin.seed(app_id, 3)
     segment_id = pinpoint.create_segment(ApplicationId=app_id, WriteSegmentRequest={"Name": "s"})[
         "SegmentResponse"
     ]["Id"]
-    created = [export(pinpoint, app_id, f"s3://{bucket}/pages/") for _ in range(5)]
+    created = [export(pinpoint, app_id, f"s3://{export_bucket}/pages/") for _ in range(5)]
     created += [
-        export(pinpoint, app_id, f"s3://{bucket}/pages/", SegmentId=segment_id) for _ in range(4)
+        export(pinpoint, app_id, f"s3://{export_bucket}/pages/", SegmentId=segment_id)
+        for _ in range(4)
     ]
 
     def walk(list_jobs: Callable[..., Any], **params: Any) -> list[str]:
@@ -386,7 +391,7 @@ def test_pagination_walks_all_jobs(
 
 
 def test_throttling_rate_and_exact_counters(
-    emulator: Emulator, pinpoint: PinpointClient, admin: EmulatorAdmin
+    local_emulator: Emulator, pinpoint: PinpointClient, admin: EmulatorAdmin
 ) -> None:
     app_id = admin.create_app("throttled")  # admin calls are not counted
     admin.set_faults(throttle_rate=0.3, seed=1234, operations=["GetApp"])
@@ -405,7 +410,9 @@ def test_throttling_rate_and_exact_counters(
 
     # boto3's standard retries treat the throttle as retryable; the counter sees every attempt.
     admin.reset(state=False, faults=False)
-    retrying = pinpoint_client(emulator.url, retries={"mode": "standard", "total_max_attempts": 20})
+    retrying = pinpoint_client(
+        local_emulator.url, retries={"mode": "standard", "total_max_attempts": 20}
+    )
     attempts = sum(
         1 + retrying.get_app(ApplicationId=app_id)["ResponseMetadata"]["RetryAttempts"]
         for _ in range(10)
@@ -421,7 +428,7 @@ def test_latency_is_added(pinpoint: PinpointClient, admin: EmulatorAdmin) -> Non
 
 
 def test_failing_and_frozen_jobs(
-    pinpoint: PinpointClient, admin: EmulatorAdmin, s3_client: S3Client, bucket: str
+    pinpoint: PinpointClient, admin: EmulatorAdmin, s3_client: S3Client, export_bucket: str
 ) -> None:
     app_id = admin.create_app("failures")
     admin.seed(app_id, 600)
@@ -430,7 +437,7 @@ def test_failing_and_frozen_jobs(
     )
     created = pinpoint.create_export_job(
         ApplicationId=app_id,
-        ExportJobRequest={"RoleArn": "role/not-an-arn", "S3UrlPrefix": f"s3://{bucket}/r/"},
+        ExportJobRequest={"RoleArn": "role/not-an-arn", "S3UrlPrefix": f"s3://{export_bucket}/r/"},
     )
     bad_role = wait_for_job(pinpoint, app_id, created["ExportJobResponse"]["Id"])
     for job, reason in [(missing_bucket, "NoSuchBucket"), (bad_role, "Unable to assume role")]:
@@ -439,8 +446,8 @@ def test_failing_and_frozen_jobs(
         assert job["CompletionDate"]
 
     admin.set_faults(fail_jobs=1, freeze_status="PROCESSING")
-    doomed = export(pinpoint, app_id, f"s3://{bucket}/doomed/")
-    frozen = export(pinpoint, app_id, f"s3://{bucket}/frozen/")
+    doomed = export(pinpoint, app_id, f"s3://{export_bucket}/doomed/")
+    frozen = export(pinpoint, app_id, f"s3://{export_bucket}/frozen/")
 
     def status(job_id: str) -> str:
         return pinpoint.get_export_job(ApplicationId=app_id, JobId=job_id)["ExportJobResponse"][
@@ -457,7 +464,7 @@ def test_failing_and_frozen_jobs(
     doomed_job = wait_for_job(pinpoint, app_id, doomed)
     assert doomed_job["JobStatus"] == "FAILED" and doomed_job["FailedPieces"] == 3
     assert wait_for_job(pinpoint, app_id, frozen)["TotalProcessed"] == 600
-    assert len(exported(s3_client, bucket, f"frozen/{frozen}/")[0]) == 600
+    assert len(exported(s3_client, export_bucket, f"frozen/{frozen}/")[0]) == 600
 
 
 def test_the_command_runs_it_alone(s3: S3Credentials, tmp_path: Path) -> None:
@@ -478,9 +485,9 @@ def test_the_command_runs_it_alone(s3: S3Credentials, tmp_path: Path) -> None:
         app_id = admin.create_app("cli")
         admin.seed(app_id, 5)
         client = pinpoint_client(f"http://127.0.0.1:{port}")
-        bucket = f"cli-{uuid.uuid4().hex[:8]}"
-        s3.client().create_bucket(Bucket=bucket)
-        job = wait_for_job(client, app_id, export(client, app_id, f"s3://{bucket}/"))
+        cli_bucket = f"cli-{uuid.uuid4().hex[:8]}"
+        s3.client().create_bucket(Bucket=cli_bucket)
+        job = wait_for_job(client, app_id, export(client, app_id, f"s3://{cli_bucket}/"))
         assert (job["JobStatus"], job["TotalPieces"], job["TotalProcessed"]) == ("COMPLETED", 3, 5)
     finally:
         child.send_signal(signal.SIGTERM)
