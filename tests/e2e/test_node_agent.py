@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from pinpoint_export_operator.sandbox import storage
 from pinpoint_export_operator.sandbox.process import wait_for
 from pinpoint_export_operator.sandbox.stack import SandboxEnv
 
@@ -141,13 +142,13 @@ def test_the_node_is_registered_and_ready(core: client.CoreV1Api, sandbox: Sandb
 
 
 def test_a_job_writes_into_its_claim(
+    api: client.ApiClient,
     core: client.CoreV1Api,
     batch: client.BatchV1Api,
     namespace: str,
-    bound_claim: Callable[..., Path],
     sandbox: SandboxEnv,
 ) -> None:
-    directory = bound_claim("data")
+    directory = storage.bound_claim(api, namespace, "data")
     job = job_manifest(
         "writer",
         sh(
@@ -288,19 +289,23 @@ def test_environment_and_volumes_from_the_api(core: client.CoreV1Api, namespace:
 def test_in_cluster_config_works_in_a_pod(
     core: client.CoreV1Api, api: client.ApiClient, namespace: str
 ) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    rule = {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}
+    role = client.V1Role.from_dict({"metadata": {"name": "pod-reader"}, "rules": [rule]})
     binding = client.V1RoleBinding.from_dict(
         {
-            "metadata": {"name": "default-view"},
+            "metadata": {"name": "pod-reader"},
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "view",
+                "kind": "Role",
+                "name": "pod-reader",
             },
             "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": namespace}],
         }
     )
-    assert binding is not None
-    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(namespace, binding)
+    assert role is not None and binding is not None
+    rbac.create_namespaced_role(namespace, role)
+    rbac.create_namespaced_role_binding(namespace, binding)
     script = (
         "from kubernetes import client, config\n"
         "config.load_incluster_config()\n"
