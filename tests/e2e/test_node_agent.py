@@ -337,3 +337,51 @@ def test_a_missing_executable_gives_a_reason(core: client.CoreV1Api, namespace: 
     terminated = container_state(pod)["terminated"]
     assert (terminated["exitCode"], terminated["reason"]) == (128, "StartError")
     assert terminated["message"] == 'exec: "no-such-program": executable file not found in $PATH'
+
+
+def test_a_missing_secret_waits_then_runs(core: client.CoreV1Api, namespace: str) -> None:
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}]
+    create_pod(
+        core, namespace, pod_manifest("patient", sh("echo $TOKEN > /dev/termination-log", env=env))
+    )
+
+    def config_error(pod: Json) -> bool:
+        waiting = (
+            container_state(pod).get("waiting") if pod["status"].get("containerStatuses") else None
+        )
+        return bool(waiting and waiting["reason"] == "CreateContainerConfigError")
+
+    pod = wait_pod(core, namespace, "patient", config_error)
+    assert container_state(pod)["waiting"]["message"] == 'secret "later" not found'
+    assert pod["status"]["phase"] == "Pending"
+    secret = client.V1Secret(
+        metadata=client.V1ObjectMeta(name="later"), string_data={"token": "t0"}
+    )
+    core.create_namespaced_secret(namespace, secret)
+    pod = wait_pod(core, namespace, "patient", finished)
+    assert container_state(pod)["terminated"]["message"] == "t0\n"
+
+
+def test_a_non_root_pod_writes_into_its_claim_through_fs_group(
+    api: client.ApiClient, core: client.CoreV1Api, namespace: str
+) -> None:
+    directory = storage.bound_claim(api, namespace, "data")
+    container = sh(
+        "mkdir /data/out && id -u > /data/out/uid",
+        volumeMounts=[{"name": "data", "mountPath": "/data"}],
+        securityContext={
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "allowPrivilegeEscalation": False,
+        },
+    )
+    manifest = pod_manifest(
+        "writer",
+        container,
+        securityContext={"fsGroup": 2000},
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+    )
+    create_pod(core, namespace, manifest)
+    assert wait_pod(core, namespace, "writer", finished)["status"]["phase"] == "Succeeded"
+    assert (directory / "out" / "uid").read_text() == "1000\n"
+    assert (directory / "out").stat().st_gid == 2000  # setgid directories, as the kubelet makes
