@@ -300,13 +300,18 @@ def service_env(host: Host) -> dict[str, str]:
     }
 
 
-def _lookup(
-    sources: Mapping[str, Mapping[str, bytes]], kind: str, namespace: str, ref: Json
+def _find(
+    objects: Mapping[str, Mapping[str, bytes]],
+    kind: str,
+    ref: Json,
+    error: type[Exception] = ConfigError,
+    name_key: str = "name",
 ) -> Mapping[str, bytes] | None:
-    """An object's data, None if it is optional and missing; a missing key is for the caller."""
-    data = sources.get(ref["name"])
+    """A referenced object's data, None if it is missing and optional; a missing key is for the
+    caller."""
+    data = objects.get(ref[name_key])
     if data is None and not ref.get("optional", False):
-        raise ConfigError(f'{kind} "{ref["name"]}" not found')
+        raise error(f'{kind} "{ref[name_key]}" not found')
     return data
 
 
@@ -323,9 +328,9 @@ def container_env(pod: Json, container: Json, sources: Sources, host: Host) -> d
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         if "configMapRef" in source:
-            data = _lookup(sources.config_maps, "configmap", namespace, source["configMapRef"])
+            data = _find(sources.config_maps, "configmap", source["configMapRef"])
         else:
-            data = _lookup(sources.secrets, "secret", namespace, source["secretRef"])
+            data = _find(sources.secrets, "secret", source["secretRef"])
         for key, raw in (data or {}).items():
             name = source.get("prefix", "") + key
             if name and "=" not in name:  # the kubelet skips keys that are not variable names
@@ -356,7 +361,7 @@ def _value_from(
     ):
         if key in value_from:
             ref = value_from[key]
-            data = _lookup(objects, kind.lower(), namespace, ref)
+            data = _find(objects, kind.lower(), ref)
             if data is None:
                 return None
             if ref["key"] not in data:
@@ -436,15 +441,6 @@ def _files(
     return files
 
 
-def _object(
-    objects: Mapping[str, Mapping[str, bytes]], kind: str, source: Json, name_key: str
-) -> Mapping[str, bytes] | None:
-    data = objects.get(source[name_key])
-    if data is None and not source.get("optional", False):
-        raise VolumeError(f'{kind} "{source[name_key]}" not found')
-    return data
-
-
 def _downward_files(pod: Json, items: Iterable[Json], default_mode: int, host: Host) -> list[File]:
     files = []
     for item in items:
@@ -469,10 +465,10 @@ def _projected_files(pod: Json, volume: Json, sources: Sources, host: Host) -> l
     files: list[File] = []
     for source in _projected_sources(volume):
         if "secret" in source:
-            data = _object(sources.secrets, "secret", source["secret"], "name")
+            data = _find(sources.secrets, "secret", source["secret"], VolumeError)
             files += _files(data, source["secret"], mode, f"secret {source['secret']['name']}")
         elif "configMap" in source:
-            data = _object(sources.config_maps, "configmap", source["configMap"], "name")
+            data = _find(sources.config_maps, "configmap", source["configMap"], VolumeError)
             files += _files(
                 data, source["configMap"], mode, f"configmap {source['configMap']['name']}"
             )
@@ -509,13 +505,13 @@ def plan_volumes(pod: Json, sources: Sources, host: Host, pod_dir: str) -> dict[
             volumes[name] = Volume(name, own, "empty")
         elif "secret" in volume:
             source = volume["secret"]
-            data = _object(sources.secrets, "secret", source, "secretName")
+            data = _find(sources.secrets, "secret", source, VolumeError, "secretName")
             mode = source.get("defaultMode", DEFAULT_FILE_MODE)
             files = _files(data, source, mode, f"secret {source['secretName']}")
             volumes[name] = Volume(name, own, "files", tuple(files), read_only=True)
         elif "configMap" in volume:
             source = volume["configMap"]
-            data = _object(sources.config_maps, "configmap", source, "name")
+            data = _find(sources.config_maps, "configmap", source, VolumeError)
             mode = source.get("defaultMode", DEFAULT_FILE_MODE)
             files = _files(data, source, mode, f"configmap {source['name']}")
             volumes[name] = Volume(name, own, "files", tuple(files), read_only=True)

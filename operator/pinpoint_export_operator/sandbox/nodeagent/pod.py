@@ -446,13 +446,14 @@ class PodWorker:
     def _finish(self) -> None:
         with self.cond:
             self.stopping = True
-            shutting_down = self.context.stop.is_set()
+        if self.context.stop.is_set():
+            return  # the pod is not over: its status and files stay for the next agent
         self._publish()
         runtime.clean_up(self.pod_dir)
         with self.cond:
             self.done = True
             pod = self.pod
-        if is_deleting(pod) and not shutting_down:
+        if is_deleting(pod):
             self.context.final_delete(pod)
 
     # --- status -----------------------------------------------------------------------------
