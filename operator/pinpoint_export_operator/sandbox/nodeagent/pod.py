@@ -380,6 +380,7 @@ class PodWorker:
                     self.pod, spec, self.volumes, self.sources, self.context.host, self.pod_dir
                 )
             except ConfigError as error:
+                log.warning("%s: container %s cannot be configured: %s", self.key, name, error)
                 self._set_state(name, Waiting("CreateContainerConfigError", str(error)))
                 if self._wait(delay):
                     return
