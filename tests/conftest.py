@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from pinpoint_export_operator.sandbox import binaries, process, storage
-from pinpoint_export_operator.sandbox.s3server import S3Credentials, S3Server
+from pinpoint_export_operator.sandbox.s3server import S3Credentials
 from pinpoint_export_operator.sandbox.stack import Sandbox, SandboxEnv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,10 +38,9 @@ def sandbox() -> Iterator[SandboxEnv]:
 
 
 @pytest.fixture(scope="session")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Credentials]:
-    """A real S3 server (versitygw) for the session."""
-    with S3Server(tmp_path_factory.mktemp("s3")) as credentials:
-        yield credentials
+def s3(sandbox: SandboxEnv) -> S3Credentials:
+    """The sandbox's S3 server (versitygw)."""
+    return sandbox.s3
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import yaml
 from kubernetes import client
 
 from pinpoint_export_operator import api as names
+from pinpoint_export_operator.sandbox import process
 from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
 from pinpoint_export_operator.sandbox.s3server import S3Credentials
 from pinpoint_export_operator.sandbox.stack import SandboxEnv
@@ -89,3 +90,13 @@ def read_export(api: client.ApiClient, namespace: str, name: str) -> dict[str, A
     )
     assert isinstance(obj, dict)
     return obj
+
+
+def wait_phase(
+    api: client.ApiClient, namespace: str, name: str, phases: tuple[str, ...], timeout: float = 120
+) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        export = read_export(api, namespace, name)
+        return export if export.get("status", {}).get("phase") in phases else None
+
+    return process.wait_for(reached, timeout, f"{namespace}/{name} in {phases}", interval=0.2)

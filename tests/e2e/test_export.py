@@ -15,7 +15,7 @@ from kubernetes import client
 from pinpoint_export_operator.sandbox import process
 from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
 
-from .conftest import Kubectl, export_manifest, read_export
+from .conftest import Kubectl, export_manifest, read_export, wait_phase
 from .operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -46,11 +46,12 @@ def test_happy_path(
     manifest = export_manifest("nightly", app)
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
 
-    kubectl("wait", "-n", namespace, "--for=condition=Ready", "ppe/nightly", "--timeout=120s")
+    finished = wait_phase(api, namespace, "nightly", ("Succeeded", "Failed"))
+    assert finished["status"]["phase"] == "Succeeded", finished["status"]
+    kubectl("wait", "-n", namespace, "--for=condition=Ready", "ppe/nightly", "--timeout=10s")
 
     export = read_export(api, namespace, "nightly")
     status = export["status"]
-    assert status["phase"] == "Succeeded"
     assert status["exportJob"]["jobStatus"] == "COMPLETED"
     assert status["exportJob"]["totalProcessed"] == ENDPOINTS
     run_dir = volume / status["output"]["path"]

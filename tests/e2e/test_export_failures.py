@@ -16,7 +16,7 @@ from pinpoint_export_operator.sandbox import process
 from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
 from pinpoint_export_operator.sandbox.stack import SandboxEnv
 
-from .conftest import ROLE_ARN, Kubectl, export_manifest, read_export
+from .conftest import ROLE_ARN, Kubectl, export_manifest, read_export, wait_phase
 from .operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -31,16 +31,6 @@ def clean_emulator(emulator: EmulatorAdmin) -> Iterator[None]:
 
 def apply_export(kubectl: Kubectl, namespace: str, manifest: dict[str, Any]) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
-
-
-def wait_phase(
-    api: client.ApiClient, namespace: str, name: str, phases: tuple[str, ...], timeout: float = 120
-) -> dict[str, Any]:
-    def reached() -> dict[str, Any] | None:
-        export = read_export(api, namespace, name)
-        return export if export.get("status", {}).get("phase") in phases else None
-
-    return process.wait_for(reached, timeout, f"{namespace}/{name} in {phases}", interval=0.2)
 
 
 def condition(export: dict[str, Any], type_: str) -> dict[str, Any]:
