@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import kopf
 from kubernetes import client
 
-from pinpoint_export_operator import copy_job, export_state
+from pinpoint_export_operator import copy_job, export_state, metrics
 from pinpoint_export_operator.aws import AwsCalls, Identity, classify
 from pinpoint_export_operator.copy_job import CopierDefaults
 from pinpoint_export_operator.export_state import (
@@ -106,6 +106,7 @@ class ExportReconciler:
         status: Status = _plain(body.get("status") or {})
         wakeup = self.wakeups.register(export.uid)
         attempt = 0
+        metrics.ACTIVE.inc()
         try:
             if not status.get("phase"):
                 status = await self._commit(
@@ -128,6 +129,7 @@ class ExportReconciler:
                     delay = float(export.spec.get("pollIntervalSeconds", 15))
                 await _wait(delay, wakeup, stopped)
         finally:
+            metrics.ACTIVE.dec()
             self.wakeups.forget(export.uid)
 
     async def _step(self, export: Export, status: Status) -> Outcome:
@@ -140,6 +142,8 @@ class ExportReconciler:
             seen = _kubernetes_error(error, action)
         except Exception as error:
             seen = classify(error, type(action).__name__)
+        if isinstance(seen, CloudError):
+            metrics.CLOUD_ERRORS.labels(seen.reason, str(seen.transient).lower()).inc()
         return export_state.advance(export, status, seen, now())
 
     async def _perform(self, export: Export, action: Action) -> Observation:
@@ -195,6 +199,8 @@ class ExportReconciler:
             await asyncio.to_thread(
                 self._kube.patch_export_status, export.namespace, export.name, outcome.status
             )
+            if outcome.status.get("phase") != status.get("phase"):
+                metrics.TRANSITIONS.labels(outcome.status["phase"]).inc()
         for event in outcome.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         return outcome.status

@@ -24,6 +24,7 @@ class OperatorConfig:
     defaults: Defaults = field(default_factory=lambda: Defaults(CopierDefaults(DEFAULT_IMAGE)))
     aws_concurrency: int = 16
     liveness_port: int = 8081
+    metrics_port: int = 8080
     log_format: str = "text"
     log_level: str = "INFO"
     peering: str | None = None
@@ -73,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(
         "--liveness-port", "PPE_LIVENESS_PORT", "port of /healthz (0: off)", default=8081, type=int
     )
+    flag("--metrics-port", "PPE_METRICS_PORT", "port of /metrics (0: off)", default=8080, type=int)
     flag("--log-format", "PPE_LOG_FORMAT", "text or json", default="text", choices=["text", "json"])
     flag("--log-level", "PPE_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", default="INFO")
     flag(
@@ -99,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         ),
         aws_concurrency=int(args.aws_concurrency),
         liveness_port=int(args.liveness_port),
+        metrics_port=int(args.metrics_port),
         log_format=args.log_format,
         log_level=args.log_level.upper(),
         peering=args.peering or None,

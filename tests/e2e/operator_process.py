@@ -24,6 +24,7 @@ class OperatorProcess:
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_port = process.free_port()
+        self.metrics_port = process.free_port()
 
     def start(self) -> None:
         env = {
@@ -32,6 +33,7 @@ class OperatorProcess:
             "PPE_S3_ENDPOINT_URL": self.sandbox.s3.endpoint_url,
             "PPE_COPIER_IMAGE": COPIER_IMAGE,
             "PPE_LIVENESS_PORT": str(self.liveness_port),
+            "PPE_METRICS_PORT": str(self.metrics_port),
         }
         # The operator's own identity: none; each test export names a credentials Secret.
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -46,6 +48,11 @@ class OperatorProcess:
             alive=self.proc,
             log=self.log,
         )
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, as when a node dies."""

@@ -82,5 +82,7 @@ def test_happy_path(
         )
         return [e.reason for e in sorted(events.items, key=lambda e: e.metadata.creation_timestamp)]
 
+    assert 'pinpoint_export_transitions_total{phase="Succeeded"}' in operator.metrics()
+
     story = ["Started", "ExportJobCreated", "ExportJobCompleted", "CopyJobCreated", "Succeeded"]
     process.wait_for(lambda: set(story) <= set(reasons()), 30, "the Events of the export")

@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
-from pinpoint_export_operator import api
+from pinpoint_export_operator import api, metrics
 from pinpoint_export_operator.aws import AwsCalls
 from pinpoint_export_operator.kube import Kube
 from pinpoint_export_operator.reconciler import ExportReconciler, Wakeups
@@ -16,7 +16,7 @@ from pinpoint_export_operator.settings import OperatorConfig
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg: OperatorConfig = memo.config
     settings.persistence.finalizer = f"{api.GROUP}/finalizer"
     # Kopf's progress and diff-base records go into annotations by default; these objects
@@ -38,12 +38,16 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         cfg.defaults,
         Wakeups(),
     )
+    if cfg.metrics_port:
+        memo.metrics = await metrics.serve(cfg.metrics_port)
 
 
 @kopf.on.cleanup()
-def close(memo: kopf.Memo, **_: Any) -> None:
+async def close(memo: kopf.Memo, **_: Any) -> None:
     if "exports" in memo:
         memo.exports.close()
+    if "metrics" in memo:
+        await memo.metrics.cleanup()
 
 
 def _api_client(pool_size: int) -> client.ApiClient:

@@ -128,6 +128,7 @@ def _start_operator(env: SandboxEnv, log: Path) -> subprocess.Popen[bytes]:
         "PPE_S3_ENDPOINT_URL": env.s3.endpoint_url,
         "PPE_COPIER_IMAGE": IMAGE,
         "PPE_LIVENESS_PORT": str(port),
+        "PPE_METRICS_PORT": "0",
     }
     operator = process.start(
         [sys.executable, "-m", "pinpoint_export_operator", "run"], log, env=variables
