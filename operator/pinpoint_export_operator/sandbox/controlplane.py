@@ -17,7 +17,7 @@ SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # What the sandbox needs of kube-controller-manager: Jobs and their pods, garbage collection,
 # namespaces, ServiceAccounts and their tokens, kube-root-ca.crt, TTL after finished, PVC
-# binding, and Deployments for the Helm chart.
+# binding, Deployments for the Helm chart, and the aggregated view/edit/admin roles.
 CONTROLLERS = (
     "job-controller",
     "garbage-collector-controller",
@@ -30,6 +30,7 @@ CONTROLLERS = (
     "deployment-controller",
     "replicaset-controller",
     "pod-garbage-collector-controller",
+    "clusterrole-aggregation-controller",
 )
 
 
