@@ -17,7 +17,16 @@ def _active(status: kopf.Status, **_: Any) -> bool:
 # A daemon rather than a fixed-interval timer: each export polls at its own
 # pollIntervalSeconds and backs off on its own. The filter stops it (and Kopf drops the
 # finalizer) once the export is Succeeded or Failed, so finished exports delete freely.
-@kopf.daemon(api.GROUP, api.VERSION, api.EXPORTS, when=_active, cancellation_timeout=5.0)
+# Stopping is graceful first (the loop sees `stopped` after finishing its step, so a status
+# patch and its Events are never cut apart), and forced only after the backoff.
+@kopf.daemon(
+    api.GROUP,
+    api.VERSION,
+    api.EXPORTS,
+    when=_active,
+    cancellation_backoff=10.0,
+    cancellation_timeout=5.0,
+)
 async def reconcile_export(
     body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
