@@ -44,3 +44,7 @@ lock:  ## Re-resolve requirements.lock from pyproject.toml.
 
 clean:
 	rm -rf $(VENV) .sandbox .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: chart-crds
+chart-crds:  ## Copy crds/ into the Helm chart's crds/ (tests/unit/test_chart.py checks they match).
+	tools/sync-chart-crds.sh
