@@ -16,8 +16,8 @@ tools:  ## Build (or reuse) the sandbox's Go binaries.
 	tools/build.sh
 
 lint: $(VENV)/.synced
-	ruff check operator tests
-	ruff format --check operator tests
+	ruff check operator tests bench
+	ruff format --check operator tests bench
 	mypy
 
 unit: $(VENV)/.synced
@@ -38,6 +38,7 @@ demo: $(VENV)/.synced tools  ## The operator end to end on the sandbox (starts i
 bench: $(VENV)/.synced tools  ## Benchmarks; results in bench/results/.
 	$(PY) bench/copier_bench.py
 	$(PY) bench/emulator_bench.py
+	$(PY) bench/operator_bench.py
 
 lock:  ## Re-resolve requirements.lock from pyproject.toml.
 	tools/python-env.sh --lock

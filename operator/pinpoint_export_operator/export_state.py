@@ -231,16 +231,8 @@ def _export_job(export: Export, status: Status, job: ExportJob, now: str) -> Out
         f"{job.total_processed or 0} endpoints"
     )
     new["conditions"] = _progressing(new, "Exporting", new["message"], now, export.generation)
+    # COMPLETED leads straight to the copy Job, whose Event tells both.
     done = job.job_status == PINPOINT_DONE
-    if done:
-        events.append(
-            Event(
-                "Normal",
-                "ExportJobCompleted",
-                f"Pinpoint exported {job.total_processed or 0} endpoints "
-                f"in {job.total_pieces or 0} pieces",
-            )
-        )
     return Outcome(new, events, again=done)
 
 
@@ -259,7 +251,15 @@ def _copy_job(export: Export, status: Status, job: CopyJob, now: str) -> Outcome
         new["message"] = f"Copying the exported files to {destination}"
         new["conditions"] = _progressing(new, "Copying", new["message"], now, export.generation)
         verb = "Created" if job.created else "Adopted"
-        events.append(Event("Normal", f"CopyJob{verb}", f"{verb} copy Job {job.name}"))
+        exported = status.get("exportJob", {})
+        events.append(
+            Event(
+                "Normal",
+                f"CopyJob{verb}",
+                f"Pinpoint exported {exported.get('totalProcessed', 0)} endpoints in "
+                f"{exported.get('totalPieces', 0)} pieces; {verb.lower()} copy Job {job.name}",
+            )
+        )
     if job.finished == "Failed":
         message = f"copy Job {job.name} failed: {job.failure_message or 'see its pods logs'}"
         failed = _fail(export, new, "CopyFailed", message, now)

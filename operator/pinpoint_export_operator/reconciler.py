@@ -26,6 +26,7 @@ from pinpoint_export_operator.export_state import (
     CloudError,
     EnsureCopyJob,
     EnsureExportJob,
+    Event,
     Export,
     Observation,
     ObserveCopyJob,
@@ -104,22 +105,29 @@ class ExportReconciler:
             spec=dict(body["spec"]),
         )
         status: Status = _plain(body.get("status") or {})
+        written = status  # what the API server has
+        events: list[Event] = []
         wakeup = self.wakeups.register(export.uid)
         attempt = 0
         metrics.ACTIVE.inc()
         try:
             if not status.get("phase"):
-                status = await self._commit(
-                    body, export, status, export_state.start(export, status, now())
+                # Recorded before anything is created anywhere, as the contract says.
+                outcome = export_state.start(export, status, now())
+                status = written = await self._commit(
+                    body, export, written, outcome.status, outcome.events
                 )
             while export_state.is_active(status) and not stopped:
                 wakeup.clear()  # events from here on wake the wait below
                 outcome = export_state.timed_out(export, status, now()) or await self._step(
                     export, status
                 )
-                status = await self._commit(body, export, status, outcome)
+                status = outcome.status
+                events += outcome.events
                 if outcome.again:
-                    continue
+                    continue  # the next step is ready: write once, after it
+                written = await self._commit(body, export, written, status, events)
+                events = []
                 if outcome.retry:
                     delay = backoff(attempt)
                     attempt += 1
@@ -128,6 +136,7 @@ class ExportReconciler:
                     attempt = 0
                     delay = float(export.spec.get("pollIntervalSeconds", 15))
                 await _wait(delay, wakeup, stopped)
+            await self._commit(body, export, written, status, events)
         finally:
             metrics.ACTIVE.dec()
             self.wakeups.forget(export.uid)
@@ -192,18 +201,23 @@ class ExportReconciler:
         return self._aws.client("pinpoint", identity)
 
     async def _commit(
-        self, body: kopf.Body, export: Export, status: Status, outcome: Outcome
+        self,
+        body: kopf.Body,
+        export: Export,
+        written: Status,
+        status: Status,
+        events: list[Event],
     ) -> Status:
-        """Patch the status if it changed and post the outcome's Events."""
-        if outcome.status != status:
+        """Patch the status if it changed since last written, then post the Events."""
+        if status != written:
             await asyncio.to_thread(
-                self._kube.patch_export_status, export.namespace, export.name, outcome.status
+                self._kube.patch_export_status, export.namespace, export.name, status
             )
-            if outcome.status.get("phase") != status.get("phase"):
-                metrics.TRANSITIONS.labels(outcome.status["phase"]).inc()
-        for event in outcome.events:
+            if status.get("phase") != written.get("phase"):
+                metrics.TRANSITIONS.labels(status["phase"]).inc()
+        for event in events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        return outcome.status
+        return status
 
 
 def _kubernetes_error(error: client.ApiException, action: Action) -> CloudError:

@@ -14,6 +14,16 @@ import yaml
 from pinpoint_export_operator.sandbox import binaries, pki, process
 
 SERVICE_CIDR = "10.0.0.0/24"
+# Writes are audited (metadata only), so benchmarks can count each client's API writes.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # What the sandbox needs of kube-controller-manager: Jobs and their pods, garbage collection,
 # namespaces, ServiceAccounts and their tokens, kube-root-ca.crt, TTL after finished, PVC
@@ -85,6 +95,15 @@ class ControlPlane:
         return self.state_dir / "kubeconfig"
 
     @property
+    def operator_kubeconfig(self) -> Path:
+        """An admin identity of its own (user `pinpoint-export-operator`), told apart in audit."""
+        return self.state_dir / "operator.kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.state_dir / "logs" / "audit.log"
+
+    @property
     def ca(self) -> Path:
         return self.state_dir / "pki" / "ca.crt"
 
@@ -97,6 +116,10 @@ class ControlPlane:
         kcm = ca.issue("controller-manager", "system:kube-controller-manager")
         sa = pki.service_account_keys(pki_dir)
         write_kubeconfig(self.kubeconfig, self.server, ca.cert, admin, "sandbox-admin")
+        operator = ca.issue("operator", "pinpoint-export-operator", organization="system:masters")
+        write_kubeconfig(self.operator_kubeconfig, self.server, ca.cert, operator, "operator")
+        audit_policy = self.state_dir / "audit-policy.yaml"
+        audit_policy.write_text(yaml.safe_dump(AUDIT_POLICY))
         kcm_kubeconfig = write_kubeconfig(
             self.state_dir / "controller-manager.kubeconfig", self.server, ca.cert, kcm, "kcm"
         )
@@ -122,6 +145,9 @@ class ControlPlane:
             "--authorization-mode=RBAC",
             "--allow-privileged=true",
             "--profiling=false",
+            f"--audit-policy-file={audit_policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-maxsize=200",
             # The operator's load test runs hundreds of exports at once on one machine.
             "--max-requests-inflight=1000",
             "--max-mutating-requests-inflight=500",

@@ -1,0 +1,184 @@
+"""Operator benchmark: many exports at once on the sandbox.
+
+Measures, against DESIGN.md's targets: all exports reach Succeeded; the operator's peak RSS;
+API writes per export (Events included, counted in the API server's audit log under the
+operator's own identity); Pinpoint polls per export against duration/interval + 2; and the
+latencies COMPLETED → copy Job created, copy Job complete → Ready.
+
+    .venv/bin/python bench/operator_bench.py [--exports 200] [--poll 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from pinpoint_export_operator import api as names
+from pinpoint_export_operator.sandbox import process, storage, supervisor
+from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_operator.sandbox.stack import SandboxEnv
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "operator.json"
+BUCKET = "pinpoint-exports"
+OPERATOR_USER = "pinpoint-export-operator"
+
+
+def ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def audit_writes(audit_log: Path, namespace: str) -> dict[str, int]:
+    """The operator's writes in `namespace`, by resource, from the audit log."""
+    counts: dict[str, int] = {}
+    for line in audit_log.read_text().splitlines():
+        entry = json.loads(line)
+        ref = entry.get("objectRef", {})
+        if entry["user"]["username"] != OPERATOR_USER or ref.get("namespace") != namespace:
+            continue
+        key = ref.get("resource", "?") + ("/" + ref["subresource"] if "subresource" in ref else "")
+        if entry.get("responseStatus", {}).get("code", 200) >= 400:
+            key += " (rejected: conflict, retried)"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--exports", type=int, default=200)
+    parser.add_argument("--endpoints", type=int, default=1000)
+    parser.add_argument("--poll", type=int, default=5, help="pollIntervalSeconds")
+    args = parser.parse_args()
+
+    state_dir = ROOT / ".sandbox"
+    supervisor.up(state_dir, timeout=180)
+    env = SandboxEnv.read(state_dir / "env")
+    emulator = EmulatorAdmin(env.pinpoint_url)
+    app = emulator.create_app("bench")
+    emulator.seed(app, args.endpoints)
+    emulator.reset(state=False)
+    s3 = env.s3.client()
+    if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+        s3.create_bucket(Bucket=BUCKET)
+
+    namespace = f"bench-{int(time.time())}"
+    api = storage.api_client(env.kubeconfig)
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    process.wait_for(lambda: core.read_namespaced_service_account("default", namespace), 30, "sa")
+    storage.bound_claim(api, namespace, "exports", "10Gi")
+    keys = {"AWS_ACCESS_KEY_ID": env.s3.access_key, "AWS_SECRET_ACCESS_KEY": env.s3.secret_key}
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="pinpoint-credentials"),
+            data={k: base64.b64encode(v.encode()).decode() for k, v in keys.items()},
+        ),
+    )
+
+    log = state_dir / "logs" / "operator-bench.log"
+    operator_env = {
+        **os.environ,
+        **env.variables(),
+        "KUBECONFIG": str(env.state_dir / "control-plane" / "operator.kubeconfig"),
+        "PPE_NAMESPACES": namespace,
+        "PPE_S3_ENDPOINT_URL": env.s3.endpoint_url,
+        "PPE_COPIER_IMAGE": "registry.local/pinpoint-export-operator:bench",
+        "PPE_LIVENESS_PORT": str(process.free_port()),
+        "PPE_METRICS_PORT": "0",
+        "PPE_LOG_LEVEL": "WARNING",
+    }
+    operator = process.start(
+        [sys.executable, "-m", "pinpoint_export_operator", "run"], log, env=operator_env
+    )
+    try:
+        started = time.monotonic()
+        for i in range(args.exports):
+            body = {
+                "apiVersion": f"{names.GROUP}/{names.VERSION}",
+                "kind": "PinpointExport",
+                "metadata": {"name": f"export-{i:04d}"},
+                "spec": {
+                    "applicationId": app,
+                    "roleArn": "arn:aws:iam::123456789012:role/PinpointExportToS3",
+                    "s3UrlPrefix": f"s3://{BUCKET}/bench/",
+                    "credentials": {"secretRef": {"name": "pinpoint-credentials"}},
+                    "destination": {"claimName": "exports", "path": f"e{i:04d}"},
+                    "pollIntervalSeconds": args.poll,
+                },
+            }
+            custom.create_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.EXPORTS, body
+            )
+
+        def finished() -> list[dict[str, Any]] | None:
+            items = custom.list_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.EXPORTS
+            )["items"]
+            phases = [i.get("status", {}).get("phase") for i in items]
+            done = sum(p in ("Succeeded", "Failed") for p in phases)
+            return items if done == args.exports else None
+
+        items = process.wait_for(finished, 1800, "all exports finished", interval=2, alive=operator)
+        elapsed = time.monotonic() - started
+        rss = peak_rss_mb(operator.pid)
+    finally:
+        process.stop(operator)
+
+    succeeded = sum(i["status"]["phase"] == "Succeeded" for i in items)
+    jobs = {j.metadata.name: j for j in client.BatchV1Api(api).list_namespaced_job(namespace).items}
+    to_copy, to_ready, poll_bounds = [], [], []
+    for item in items:
+        status = item["status"]
+        job = jobs.get(status.get("copyJob", {}).get("name", ""))
+        if job is None or status["phase"] != "Succeeded":
+            continue
+        completed = ts(status["exportJob"]["completionDate"])
+        to_copy.append(job.metadata.creation_timestamp.timestamp() - completed)
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        to_ready.append(ts(ready["lastTransitionTime"]) - job.status.completion_time.timestamp())
+        exporting = completed - ts(status["startTime"])
+        poll_bounds.append(exporting / args.poll + 2)
+    counters = emulator.counters()
+    writes = audit_writes(env.state_dir / "control-plane" / "logs" / "audit.log", namespace)
+    result = {
+        "exports": args.exports,
+        "succeeded": succeeded,
+        "seconds": round(elapsed, 1),
+        "operator_peak_rss_mb": round(rss, 1),
+        "api_writes_per_export": round(sum(writes.values()) / args.exports, 2),
+        "api_writes_by_resource": writes,
+        "pinpoint_polls_per_export": round(counters.get("GetExportJob", 0) / args.exports, 2),
+        "poll_bound_per_export": round(sum(poll_bounds) / max(len(poll_bounds), 1), 2),
+        "pinpoint_calls": counters,
+        "completed_to_copy_job_s_median": round(statistics.median(to_copy or [0]), 2),
+        "completed_to_copy_job_s_max": round(max(to_copy, default=0), 2),
+        "copy_complete_to_ready_s_median": round(statistics.median(to_ready or [0]), 2),
+        "copy_complete_to_ready_s_max": round(max(to_ready, default=0), 2),
+        "poll_interval_s": args.poll,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0 if succeeded == args.exports else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
