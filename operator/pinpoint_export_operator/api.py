@@ -18,6 +18,10 @@ MANAGER = "pinpoint-export-operator"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_EXPORT = f"{GROUP}/export"
 LABEL_SCHEDULE = f"{GROUP}/schedule"
+# On a schedule: any new value starts one run. On its exports: why each one exists.
+ANNOTATION_TRIGGER = f"{GROUP}/trigger"
+ANNOTATION_SCHEDULED_AT = f"{GROUP}/scheduled-at"
+ANNOTATION_TRIGGERED_BY = f"{GROUP}/triggered-by"
 
 _MAX_NAME = 63  # a Job's name becomes a label value
 
@@ -32,6 +36,11 @@ def run_prefix(s3_url_prefix: str, namespace: str, name: str, run: str) -> str:
     """Where Pinpoint writes this run: never the user's prefix itself, so runs never mix."""
     base = s3_url_prefix if s3_url_prefix.endswith("/") else s3_url_prefix + "/"
     return f"{base}{namespace}/{name}/{run}/"
+
+
+def schedule_run_name(schedule: str, at: datetime) -> str:
+    """`<schedule>-<Unix minutes>`, as a CronJob names its Jobs: a restart finds the same name."""
+    return f"{schedule}-{int(at.timestamp()) // 60}"
 
 
 def copy_job_name(export_name: str) -> str:
