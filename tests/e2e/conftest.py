@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,42 @@ def wait_phase(
         return export if export.get("status", {}).get("phase") in phases else None
 
     return process.wait_for(reached, timeout, f"{namespace}/{name} in {phases}", interval=0.2)
+
+
+@dataclass
+class Exports:
+    """A namespace ready for PinpointExports: operator running, app, claim, Secret, bucket."""
+
+    api: client.ApiClient
+    namespace: str
+    kubectl: Kubectl
+    app: str
+    volume: Path  # the host directory behind the `exports` claim
+
+    def apply(self, name: str, **spec: Any) -> dict[str, Any]:
+        manifest = export_manifest(name, self.app, **spec)
+        self.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(manifest))
+        return read_export(self.api, self.namespace, name)
+
+    def read(self, name: str) -> dict[str, Any]:
+        return read_export(self.api, self.namespace, name)
+
+    def wait(self, name: str, *phases: str, timeout: float = 120) -> dict[str, Any]:
+        """Wait for one of `phases` (default: either end) and return the object."""
+        return wait_phase(
+            self.api, self.namespace, name, phases or ("Succeeded", "Failed"), timeout
+        )
+
+
+@pytest.fixture
+def exports(
+    api: client.ApiClient,
+    namespace: str,
+    kubectl: Kubectl,
+    operator: OperatorProcess,
+    emulator: EmulatorAdmin,
+    bucket: str,
+    credentials_secret: str,
+    bound_claim: Callable[..., Path],
+) -> Exports:
+    return Exports(api, namespace, kubectl, emulator.create_app(), bound_claim("exports"))

@@ -7,20 +7,16 @@ import hashlib
 import json
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
-from kubernetes import client
 
 from pinpoint_export_operator import api as names
 from pinpoint_export_operator.sandbox import process
 from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
 from pinpoint_export_operator.sandbox.s3server import S3Credentials
 
-from .conftest import Kubectl, export_manifest, read_export, wait_phase
-from .operator_process import OperatorProcess
+from .conftest import BUCKET, Exports
 
 pytestmark = pytest.mark.e2e
 BIG_OBJECT_MB = 256
@@ -49,44 +45,31 @@ def big_gzip(path: Path, megabytes: int) -> str:
 
 
 def test_copier_killed_mid_file_resumes(
-    api: client.ApiClient,
-    namespace: str,
-    kubectl: Kubectl,
-    operator: OperatorProcess,
-    emulator: EmulatorAdmin,
-    s3: S3Credentials,
-    bucket: str,
-    credentials_secret: str,
-    bound_claim: Callable[..., Path],
-    tmp_path: Path,
+    exports: Exports, emulator: EmulatorAdmin, s3: S3Credentials, tmp_path: Path
 ) -> None:
-    app = emulator.create_app()
-    emulator.seed(app, 200)
-    volume = bound_claim("exports")
+    emulator.seed(exports.app, 200)
     # Hold the Pinpoint job before it completes, to add a large piece to its run prefix.
     emulator.set_faults(freeze_status="COMPLETING")
     try:
-        manifest = export_manifest("resumed", app)
-        kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
-        export = wait_phase(api, namespace, "resumed", ("Exporting",))
-        meta = export["metadata"]
+        exports.apply("resumed")
+        meta = exports.wait("resumed", "Exporting")["metadata"]
         run = names.run_id(meta["creationTimestamp"], meta["uid"])
-        prefix = names.run_prefix(f"s3://{bucket}/endpoints/", namespace, "resumed", run)
-        key = prefix.removeprefix(f"s3://{bucket}/") + "big/0.gz"
+        prefix = names.run_prefix(f"s3://{BUCKET}/endpoints/", exports.namespace, "resumed", run)
+        key = prefix.removeprefix(f"s3://{BUCKET}/") + "big/0.gz"
         source = tmp_path / "big.gz"
         expected_sha = big_gzip(source, BIG_OBJECT_MB)
-        s3.client().upload_file(str(source), bucket, key)
+        s3.client().upload_file(str(source), BUCKET, key)
     finally:
         emulator.set_faults()
 
-    run_dir = volume / "marketing" / "nightly" / run
+    run_dir = exports.volume / "marketing" / "nightly" / run
     parts = lambda: [p for p in run_dir.rglob("*.part") if p.stat().st_size > 0]  # noqa: E731
     process.wait_for(parts, 120, "a partly written file", interval=0.01)
     assert not (run_dir / "_SUCCESS").exists()
     pid = process.wait_for(lambda: copier_pid(f"/{run}"), 10, "the copier process")
     os.kill(pid, signal.SIGKILL)
 
-    finished = wait_phase(api, namespace, "resumed", ("Succeeded", "Failed"), timeout=240)
+    finished = exports.wait("resumed", timeout=240)
     assert finished["status"]["phase"] == "Succeeded", finished["status"]
     assert finished["status"]["copyJob"]["failed"] >= 1  # the killed pod, retried
     assert not list(run_dir.rglob("*.part"))
@@ -96,4 +79,4 @@ def test_copier_killed_mid_file_resumes(
     assert len(big) == 1 and big[0]["sha256"] == expected_sha
     for entry in files:
         assert hashlib.sha256((run_dir / entry["name"]).read_bytes()).hexdigest() == entry["sha256"]
-    assert read_export(api, namespace, "resumed")["status"]["output"]["files"] == len(files)
+    assert finished["status"]["output"]["files"] == len(files)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 
 from pinpoint_export_operator.sandbox import process
 from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
 
-from .conftest import Kubectl, export_manifest, read_export, wait_phase
+from .conftest import Exports, Kubectl
 from .operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -31,26 +29,17 @@ def exported_ids(run_dir: Path) -> list[str]:
 
 
 def test_happy_path(
-    api: client.ApiClient,
-    namespace: str,
-    kubectl: Kubectl,
-    operator: OperatorProcess,
-    emulator: EmulatorAdmin,
-    bucket: str,
-    credentials_secret: str,
-    bound_claim: Callable[..., Path],
+    exports: Exports, emulator: EmulatorAdmin, operator: OperatorProcess, kubectl: Kubectl
 ) -> None:
-    app = emulator.create_app()
-    emulator.seed(app, ENDPOINTS)
-    volume = bound_claim("exports")
-    manifest = export_manifest("nightly", app)
-    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+    api, namespace, volume = exports.api, exports.namespace, exports.volume
+    emulator.seed(exports.app, ENDPOINTS)
+    exports.apply("nightly")
 
-    finished = wait_phase(api, namespace, "nightly", ("Succeeded", "Failed"))
+    finished = exports.wait("nightly")
     assert finished["status"]["phase"] == "Succeeded", finished["status"]
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "ppe/nightly", "--timeout=10s")
 
-    export = read_export(api, namespace, "nightly")
+    export = exports.read("nightly")
     status = export["status"]
     assert status["exportJob"]["jobStatus"] == "COMPLETED"
     assert status["exportJob"]["totalProcessed"] == ENDPOINTS
