@@ -1,0 +1,123 @@
+"""The Helm chart's files, checked without a cluster or a Helm binary.
+
+Rendering, installing and the API server's verdict are in tests/e2e/test_helm.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "pinpoint-export-operator"
+# CRDs the chart ships that are not the project's API: Kopf's, for peering.
+CHART_ONLY_CRDS = {"kopf-peerings.yaml"}
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def test_chart_crds_are_copies_of_the_top_level_crds() -> None:
+    top = {p.name: p.read_bytes() for p in (ROOT / "crds").glob("*.yaml")}
+    chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+    assert top, "no CRDs under crds/"
+    stale = sorted(n for n in top if chart.get(n) != top[n])
+    extra = sorted(set(chart) - set(top) - CHART_ONLY_CRDS)
+    assert not stale and not extra, (
+        f"chart CRDs differ from crds/ ({stale}) or have no source ({extra}): run `make chart-crds`"
+    )
+
+
+def test_kopf_peering_crds() -> None:
+    crds = list(yaml.safe_load_all((CHART / "crds" / "kopf-peerings.yaml").read_text()))
+    scopes = {crd["metadata"]["name"]: crd["spec"]["scope"] for crd in crds}
+    assert scopes == {
+        "clusterkopfpeerings.kopf.dev": "Cluster",
+        "kopfpeerings.kopf.dev": "Namespaced",
+    }
+    for crd in crds:
+        (version,) = crd["spec"]["versions"]
+        # Kopf merge-patches `status` on the object itself: no status subresource.
+        assert "subresources" not in version
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_chart_metadata() -> None:
+    chart = load_yaml(CHART / "Chart.yaml")
+    assert chart["apiVersion"] == "v2"
+    assert re.fullmatch(r">=1\.\d+\.\d+-0", chart["kubeVersion"])
+    project = (ROOT / "pyproject.toml").read_text()
+    assert f'version = "{chart["appVersion"]}"' in project, "appVersion is the package's version"
+
+
+def test_every_rbac_verb_has_a_reason() -> None:
+    """One verb a line, each with a comment saying why the operator needs it."""
+    lines = (CHART / "templates" / "rbac.yaml").read_text().splitlines()
+    assert not [line for line in lines if re.search(r"verbs:\s*\[", line)], "one verb a line"
+    verbs: list[str] = []
+    for number, line in enumerate(lines):
+        if line.strip() != "verbs:":
+            continue
+        for following in lines[number + 1 :]:
+            if following.strip().startswith("#"):  # a reason's second line
+                continue
+            item = re.fullmatch(r"\s*- ([a-z]+)(\s.*)?", following)
+            if item is None:
+                break
+            verbs.append(item.group(1))
+            reason = re.match(r"\s+#\s*\S", item.group(2) or "")
+            assert reason, f"no reason for {following.strip()!r}"
+    assert {"list", "watch", "patch", "create", "get", "update"} <= set(verbs)
+    assert not {"*", "deletecollection", "escalate", "bind", "impersonate"} & set(verbs)
+
+
+@pytest.fixture
+def jsonschema() -> Any:
+    return pytest.importorskip("jsonschema", reason="jsonschema (a dev dependency) not installed")
+
+
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
+    return loaded
+
+
+def test_values_schema_is_a_valid_json_schema(jsonschema: Any) -> None:
+    jsonschema.Draft7Validator.check_schema(schema())
+
+
+@pytest.mark.parametrize(
+    "values",
+    ["values.yaml", *sorted(p.relative_to(CHART).as_posix() for p in (CHART / "ci").glob("*"))],
+)
+def test_values_conform_to_the_schema(values: str, jsonschema: Any) -> None:
+    jsonschema.validate(load_yaml(CHART / values) or {}, schema())
+
+
+def test_every_value_is_in_the_schema_and_the_schema_has_no_unused_key() -> None:
+    """The schema refuses unknown keys, so every default must be declared, and vice versa."""
+    defaults = load_yaml(CHART / "values.yaml")
+    properties = schema()["properties"]
+    assert set(defaults) == set(properties) - {"global"}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"logLevel": "LOUD"},
+        {"watchNamespaces": ["Not_A_Namespace"]},
+        {"image": {"repository": "x", "pullPolicy": "Sometimes"}},
+        {"highAvailability": {"replicas": 1}},
+        {"livenessPort": -1},
+        {"replicaCount": 2},
+    ],
+)
+def test_schema_refuses_invalid_values(values: dict[str, Any], jsonschema: Any) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(values, schema())
