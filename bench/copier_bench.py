@@ -63,6 +63,7 @@ class Measure:
     tool: str
     dataset: str
     seconds: float
+    cpu_seconds: float  # user + system: what the tool costs, whatever else runs
     bytes: int
     peak_rss_mib: float
 
@@ -130,7 +131,9 @@ for line in sys.stdin:
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
-    print(json.dumps({"seconds": seconds, "maxrss_kib": usage.ru_maxrss, "code": code}), flush=True)
+    cpu = usage.ru_utime + usage.ru_stime
+    done = {"seconds": seconds, "cpu": cpu, "maxrss_kib": usage.ru_maxrss, "code": code}
+    print(json.dumps(done), flush=True)
 """
 
     def __init__(self) -> None:
@@ -140,10 +143,10 @@ for line in sys.stdin:
             stdout=subprocess.PIPE,
             text=True,
         )
-        self.floor_mib = self.measure(["true"], dict(os.environ))[1]
+        self.floor_mib = self.measure(["true"], dict(os.environ))[2]
 
-    def measure(self, argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-        """Wall seconds and peak RSS (MiB) of a child process."""
+    def measure(self, argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+        """Wall seconds, CPU seconds and peak RSS (MiB) of a child process."""
         assert self._proc.stdin is not None and self._proc.stdout is not None
         os.sync()  # no tool pays for the previous one's writeback
         self._proc.stdin.write(json.dumps({"argv": argv, "env": env}) + "\n")
@@ -151,7 +154,7 @@ for line in sys.stdin:
         done = json.loads(self._proc.stdout.readline())
         if done["code"] != 0:
             raise RuntimeError(f"{argv[:4]} failed with {done['code']}")
-        return float(done["seconds"]), done["maxrss_kib"] / 1024
+        return float(done["seconds"]), float(done["cpu"]), done["maxrss_kib"] / 1024
 
     def close(self) -> None:
         assert self._proc.stdin is not None
@@ -184,15 +187,15 @@ def run(
             for tool, argv in tools(dataset, work / "dest").items():
                 dest = work / "dest"
                 dest.mkdir()
-                seconds, rss = launcher.measure(argv, env)
+                seconds, cpu, rss = launcher.measure(argv, env)
                 got = copied_bytes(dest)
                 if got != sizes[dataset]:
                     raise RuntimeError(f"{tool} copied {got} bytes of {sizes[dataset]}")
                 shutil.rmtree(dest)
-                m = Measure(tool, dataset, seconds, got, rss)
+                m = Measure(tool, dataset, seconds, cpu, got, rss)
                 progress(
                     f"  {dataset} round {round_ + 1}: {tool:7} {seconds:6.2f}s "
-                    f"{m.mib_per_s:7.1f} MiB/s {rss:7.1f} MiB RSS"
+                    f"{m.mib_per_s:7.1f} MiB/s {cpu:6.2f}s CPU {rss:7.1f} MiB RSS"
                 )
                 results.setdefault((dataset, tool), []).append(m)
     return [min(ms, key=lambda m: m.seconds) for ms in results.values()]
@@ -231,6 +234,7 @@ def report(
                 **asdict(m),
                 "mib_per_s": round(m.mib_per_s, 1),
                 "seconds": round(m.seconds, 3),
+                "cpu_seconds": round(m.cpu_seconds, 2),
                 "peak_rss_mib": round(m.peak_rss_mib, 1),
             }
             for m in best
@@ -247,8 +251,8 @@ def report(
 
 def markdown(best: list[Measure], result: dict[str, object]) -> str:
     lines = [
-        "| objects | tool | seconds | MiB/s | vs awscli | peak RSS (MiB) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| objects | tool | seconds | MiB/s | vs awscli | CPU seconds | peak RSS (MiB) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     awscli = {m.dataset: m for m in best if m.tool == "awscli"}
     labels = result["datasets"]
@@ -256,7 +260,8 @@ def markdown(best: list[Measure], result: dict[str, object]) -> str:
     for m in best:
         lines.append(
             f"| {labels[m.dataset]} | {m.tool} | {m.seconds:.2f} | {m.mib_per_s:.0f} | "
-            f"{m.mib_per_s / awscli[m.dataset].mib_per_s:.2f}x | {m.peak_rss_mib:.0f} |"
+            f"{m.mib_per_s / awscli[m.dataset].mib_per_s:.2f}x | {m.cpu_seconds:.1f} | "
+            f"{m.peak_rss_mib:.0f} |"
         )
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from pinpoint_export_operator.copier.verify import (
     BLOCK,
+    DECODED_SLICE,
     Gunzip,
     GzipCheck,
     InvalidGzip,
@@ -73,7 +74,7 @@ def test_a_bomb_is_decoded_in_bounded_slices() -> None:
     gunzip = Gunzip(lambda out: sizes.append(len(out)))
     gunzip.feed(bomb)
     gunzip.close()
-    assert sum(sizes) == 64 * BLOCK and max(sizes) <= BLOCK
+    assert sum(sizes) == 64 * BLOCK and max(sizes) <= DECODED_SLICE
 
 
 def test_check_keeps_hashing_after_a_decode_error_and_reports_it_at_the_end() -> None:
@@ -122,3 +123,20 @@ def test_only_single_part_etags_carry_an_md5() -> None:
     assert etag_md5(f'"{md5}"') == md5 == etag_md5(md5)
     assert etag_md5(f'"{md5}-3"') is None  # multipart
     assert etag_md5("") is None
+
+
+def test_a_failing_sink_is_reported_at_the_end() -> None:
+    def full_disk(data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    with GzipCheck(full_disk) as check:
+        check.feed(STREAM)
+        with pytest.raises(OSError, match="No space"):
+            check.finish()
+
+
+def test_an_abandoned_check_stops_its_decoder() -> None:
+    with pytest.raises(RuntimeError), GzipCheck() as check:
+        check.feed(STREAM[:1000])
+        raise RuntimeError("the download failed")
+    assert not check._decoder._thread.is_alive()

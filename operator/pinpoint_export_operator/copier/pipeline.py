@@ -175,7 +175,7 @@ class _ObjectCopier:
             plain_part = (
                 stack.enter_context(self._run.part(names.plain)) if self._decompress else None
             )
-            check = GzipCheck(_tee(plain, plain_part) if plain_part else None)
+            check = stack.enter_context(GzipCheck(_tee(plain, plain_part) if plain_part else None))
             source(check.feed)
             gz = check.finish()
             if gz.bytes != obj.size:  # the ranges add up by construction; say so explicitly
