@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,10 +68,10 @@ class Run:
 
 
 @pytest.fixture
-def bucket(s3: S3Credentials) -> Iterator[str]:
+def bucket(s3: S3Credentials) -> str:
     name = f"copier-{uuid.uuid4().hex[:12]}"
     s3.client().create_bucket(Bucket=name)
-    yield name
+    return name
 
 
 @pytest.fixture
