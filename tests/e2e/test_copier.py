@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from botocore.exceptions import ResponseStreamingError
 
 from pinpoint_export_operator.copier.exitcodes import PERMANENT, RETRYABLE, USAGE
 from pinpoint_export_operator.copier.pipeline import MiB, Options, copy_run
@@ -366,6 +367,50 @@ def test_a_run_directory_planted_as_a_symlink_is_refused(
     run = copy(tmp_path / "run-1")
     assert run.code == PERMANENT
     assert list(outside.iterdir()) == []
+
+
+class CutBody:
+    """A response body whose connection breaks after `limit` bytes."""
+
+    def __init__(self, body: Any, limit: int) -> None:
+        self._body, self._left = body, limit
+
+    def read(self, amount: int) -> bytes:
+        if self._left == 0:
+            raise ResponseStreamingError(error="connection reset by peer (injected)")
+        data: bytes = self._body.read(min(amount, self._left))
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._body.close()
+
+
+def test_a_body_cut_mid_stream_is_resumed_from_where_it_stopped(
+    s3: S3Credentials, bucket: str, put: Callable[[str, bytes], bytes], tmp_path: Path
+) -> None:
+    data = put(PREFIX + "a.gz", incompressible_gz(3 * MiB, 1))
+    client = s3.client()
+    ranges: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        ranges.append(params["Range"])
+
+    def cut_the_first_three(parsed: dict[str, Any], **_: Any) -> None:
+        if len(ranges) <= 3:
+            parsed["Body"] = CutBody(parsed["Body"], 300_000)
+
+    client.meta.events.register("provide-client-params.s3.GetObject", record)
+    client.meta.events.register("after-call.s3.GetObject", cut_the_first_three)
+    source = parse_s3_url(f"s3://{bucket}/{PREFIX}")
+
+    result = copy_run(client, Options(source, tmp_path / "run-1", concurrency=1, part_size=MiB))
+
+    assert result.manifest["files"][0]["sha256"] == sha256(data)
+    assert (tmp_path / "run-1" / "a.gz").read_bytes() == data
+    # Each cut part was asked again from its first missing byte, not from its start.
+    assert ranges[:2] == [f"bytes=0-{MiB - 1}", f"bytes=300000-{MiB - 1}"]
+    assert len(ranges) == len(set(ranges)) == 4 + 3
 
 
 @pytest.mark.parametrize(
