@@ -4,11 +4,12 @@
                                            [--big-mib M]
 
 Starts its own S3 server (versitygw) in a temporary directory, uploads two sets of gzip objects
-(8 x 64 MiB and 1 x 1 GiB by default) and copies each set with each tool, in turns, `--repeat`
-times. Each copy is a child process: its wall time and its peak RSS (ru_maxrss from wait4) are
-measured; the page cache is synced before each copy so that no tool pays for another's
-writeback. The best time of the repeats is reported (the least disturbed by other load), with
-the peak RSS of that run. Writes bench/results/copier.json and prints a Markdown table.
+(8 x 64 MiB and 1 x 1 GiB by default) and copies each set with each tool, `--repeat` rounds,
+each round in a different order. Each copy is a child process: its wall time, CPU time and peak
+RSS (ru_maxrss from wait4) are measured; the page cache is synced before each copy so that no
+tool pays for another's writeback. The best time of the rounds is reported (the least disturbed
+by other load), with the CPU time and peak RSS of that run. Writes bench/results/copier.json
+and prints a Markdown table.
 
 The content is incompressible (random bytes in stored gzip blocks): decoding it is cheap, so the
 numbers measure transfer, verification and writing rather than inflate speed.
@@ -184,7 +185,9 @@ def run(
     results: dict[tuple[str, str], list[Measure]] = {}
     for dataset in sizes:
         for round_ in range(repeat):
-            for tool, argv in tools(dataset, work / "dest").items():
+            order = list(tools(dataset, work / "dest").items())
+            # Each round starts with a different tool: no tool always follows the same one.
+            for tool, argv in order[round_ % 3 :] + order[: round_ % 3]:
                 dest = work / "dest"
                 dest.mkdir()
                 seconds, cpu, rss = launcher.measure(argv, env)
