@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pinpoint_export_operator.cli import main as cli_main
 from pinpoint_export_operator.copier import command
 from pinpoint_export_operator.copier.exitcodes import USAGE
-from pinpoint_export_operator.copier.source import S3Object, S3Url, parse_s3_url
+from pinpoint_export_operator.copier.source import S3Object, S3Url, make_client, parse_s3_url
 from pinpoint_export_operator.copier.transfer import TransferError, _check_range, split
 
 
@@ -91,3 +91,21 @@ def test_termination_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     command._report(None, "{}")
     assert not (tmp_path / "absent").exists()
     command._report(tmp_path / "no-such-dir" / "log", "{}")  # a warning, not a failure
+
+
+def test_the_client_assumes_the_role_and_reaches_custom_endpoints_by_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    client = make_client(
+        endpoint_url="http://127.0.0.1:9",
+        region="eu-west-1",
+        max_connections=3,
+        assume_role_arn="arn:aws:iam::123456789012:role/exports-reader",
+    )
+    credentials = client._request_signer._credentials  # type: ignore[attr-defined]
+    assert credentials.method == "assume-role"  # fetched from STS when first used
+    config = vars(client.meta.config)  # botocore's stubs do not declare its options
+    assert (config["s3"], config["max_pool_connections"]) == ({"addressing_style": "path"}, 3)
+    assert client.meta.region_name == "eu-west-1"

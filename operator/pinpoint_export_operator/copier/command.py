@@ -86,6 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3 or AWS)")
     parser.add_argument("--region", help="S3 region (default: the boto3 chain)")
     parser.add_argument(
+        "--assume-role-arn",
+        metavar="ARN",
+        help="read the bucket as this role, assumed with the chain's credentials (STS)",
+    )
+    parser.add_argument(
         "--termination-log",
         type=Path,
         default=None,
@@ -117,6 +122,7 @@ def main(args: argparse.Namespace) -> int:
         client = make_client(
             endpoint_url=args.endpoint_url,
             region=args.region,
+            assume_role_arn=args.assume_role_arn,
             max_connections=options.concurrency,  # only the GET threads call S3 at once
         )
         result = copy_run(client, options)

@@ -44,11 +44,20 @@ class S3Object:
         return self.etag.strip('"')
 
 
-def make_client(*, endpoint_url: str | None, region: str | None, max_connections: int) -> S3Client:
-    """A client from the standard boto3 chain (env, IRSA, profile); one per process, shared by
-    the threads, with a connection per concurrent request."""
-    import boto3
+def make_client(
+    *,
+    endpoint_url: str | None,
+    region: str | None,
+    max_connections: int,
+    assume_role_arn: str | None = None,
+) -> S3Client:
+    """A client from the standard boto3 chain (env, IRSA, profile), or the role it assumes
+    (cross-account, refreshed before expiry); one per process, shared by the threads, with a
+    connection per concurrent request."""
     from botocore.config import Config
+
+    # The operator's own session builder: the copier assumes roles exactly as the operator does.
+    from pinpoint_export_operator.aws import Identity, _session
 
     # S3-compatible servers (versitygw, MinIO, Ceph) are reached by path, not by a bucket
     # subdomain; AWS itself still answers both.
@@ -65,9 +74,8 @@ def make_client(*, endpoint_url: str | None, region: str | None, max_connections
         response_checksum_validation="when_required",
         s3={"addressing_style": "path"} if custom else None,
     )
-    return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint_url, region_name=region, config=config
-    )
+    session = _session(Identity(region, None, assume_role_arn=assume_role_arn))
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 def list_gz_objects(client: S3Client, url: S3Url) -> list[S3Object]:
