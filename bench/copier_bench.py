@@ -273,7 +273,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--small-count", type=int, default=8)
     parser.add_argument("--small-mib", type=int, default=64)
     parser.add_argument("--big-mib", type=int, default=1024)
