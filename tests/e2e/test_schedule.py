@@ -78,11 +78,23 @@ def wait_exports(
     what: str,
     timeout: float = MINUTE,
 ) -> list[dict[str, Any]]:
-    def check() -> list[dict[str, Any]] | None:
+    def check() -> tuple[list[dict[str, Any]]] | None:
         exports = exports_of(api, namespace, schedule)
-        return exports if ready(exports) else None
+        return (exports,) if ready(exports) else None  # truthy even when no exports is the goal
 
-    return process.wait_for(check, timeout, f"{namespace}/{schedule}: {what}", interval=0.5)
+    try:
+        return process.wait_for(check, timeout, f"{namespace}/{schedule}: {what}", interval=0.5)[0]
+    except TimeoutError as error:
+        seen = [
+            (
+                e["metadata"]["name"],
+                e.get("status", {}).get("phase"),
+                e["metadata"].get("deletionTimestamp"),
+                e["metadata"].get("finalizers"),
+            )
+            for e in exports_of(api, namespace, schedule)
+        ]
+        raise AssertionError(f"{error}; exports now: {seen}") from None
 
 
 def phases(exports: list[dict[str, Any]]) -> list[str | None]:
@@ -133,6 +145,14 @@ def observed(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]
 
 
 @pytest.fixture
+def schedules(namespace: str, kubectl: Kubectl, operator: OperatorProcess) -> Iterator[str]:
+    """The test's namespace; its schedules are deleted while the operator still runs, so that
+    their finalizers never hold the namespace in Terminating after the session."""
+    yield namespace
+    kubectl("delete", "ppes", "--all", "-n", namespace, "--wait=true", "--timeout=60s")
+
+
+@pytest.fixture
 def frozen(emulator: EmulatorAdmin) -> Iterator[None]:
     """Pinpoint jobs stop at PROCESSING until the test ends (or calls set_faults())."""
     emulator.set_faults(freeze_status="PROCESSING")
@@ -142,6 +162,7 @@ def frozen(emulator: EmulatorAdmin) -> Iterator[None]:
 
 def test_every_minute_with_each_concurrency_policy_and_suspend(
     api: client.ApiClient,
+    schedules: str,
     namespace: str,
     kubectl: Kubectl,
     operator: OperatorProcess,
@@ -184,7 +205,7 @@ def test_every_minute_with_each_concurrency_policy_and_suspend(
         assert int(minutes) * 60 == int(datetime.fromisoformat(scheduled).timestamp())
 
     # The second boundary: Allow runs both, Replace swaps, Forbid skips.
-    allow = wait_exports(api, namespace, "allow", lambda e: len(e) == 2, "a second run")
+    allow = wait_exports(api, namespace, "allow", lambda e: len(e) >= 2, "a second run")
     assert all(p in (None, "Pending", "Exporting") for p in phases(allow)), phases(allow)
     replace = wait_exports(
         api,
@@ -210,7 +231,7 @@ def test_every_minute_with_each_concurrency_policy_and_suspend(
         forbid_status["lastScheduleTime"]
         == first["forbid"]["metadata"]["annotations"][names.ANNOTATION_SCHEDULED_AT]
     )
-    assert read_schedule(api, namespace, "allow")["status"]["active"] == 2
+    assert read_schedule(api, namespace, "allow")["status"]["active"] >= 2
 
     # Suspended: nothing ran, nothing is next.
     paused = read_schedule(api, namespace, "paused")
@@ -231,7 +252,8 @@ def test_every_minute_with_each_concurrency_policy_and_suspend(
         "AGE",
     ]
     rows = {line.split()[0]: line.split() for line in table[1:]}
-    assert rows["allow"][1:8] == ["*", "*", "*", "*", "*", "false", "2"]
+    assert rows["allow"][1:7] == ["*", "*", "*", "*", "*", "false"]
+    assert int(rows["allow"][7]) >= 2
     assert rows["paused"][6:8] == ["true", "0"]
 
     # Resumed after two or more missed minutes: one run at once, not one per missed minute.
@@ -264,6 +286,7 @@ def test_every_minute_with_each_concurrency_policy_and_suspend(
 
 def test_trigger_history_limits_and_deletion_keep_the_files(
     api: client.ApiClient,
+    schedules: str,
     namespace: str,
     kubectl: Kubectl,
     operator: OperatorProcess,
@@ -346,6 +369,7 @@ def test_trigger_history_limits_and_deletion_keep_the_files(
 
 def test_reapply_changes_nothing(
     api: client.ApiClient,
+    schedules: str,
     namespace: str,
     kubectl: Kubectl,
     operator: OperatorProcess,
@@ -375,7 +399,7 @@ def test_reapply_changes_nothing(
 
 
 def test_unknown_time_zone_is_reported_not_utc(
-    api: client.ApiClient, namespace: str, kubectl: Kubectl, operator: OperatorProcess
+    api: client.ApiClient, schedules: str, namespace: str, kubectl: Kubectl
 ) -> None:
     manifest = schedule_manifest("atlantis", uuid.uuid4().hex, timeZone="Europe/Atlantis")
     apply(kubectl, namespace, manifest)
