@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
 from pinpoint_export_operator import __version__
@@ -83,7 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Kopf peering name for high availability (one active replica); empty: standalone",
     )
     flag(
-        "--peering-priority", "PPE_PEERING_PRIORITY", "this replica's priority", default=0, type=int
+        "--peering-priority",
+        "PPE_PEERING_PRIORITY",
+        "this replica's priority (default: older replicas first, so a restarted one never "
+        "takes over from a running one)",
+        type=int,
     )
 
 
@@ -105,7 +110,11 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         log_format=args.log_format,
         log_level=args.log_level.upper(),
         peering=args.peering or None,
-        peering_priority=int(args.peering_priority),
+        # Replicas of one Deployment share their settings: without an explicit priority each
+        # ranks by start time (older is higher), since Kopf freezes peers of equal priority.
+        peering_priority=(
+            -time.time_ns() if args.peering_priority is None else int(args.peering_priority)
+        ),
     )
 
 

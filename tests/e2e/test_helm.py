@@ -437,11 +437,6 @@ def test_namespace_scoped_install_sees_only_its_namespaces(
         client.CoreV1Api(api).delete_namespace(outside)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the operator gives every replica peering priority 0 unless PPE_PEERING_PRIORITY is "
-    "set, and Kopf freezes replicas of equal priority: it must pick distinct priorities itself",
-)
 def test_high_availability_fails_over_without_duplicating_an_export(
     release: Release,
     api: client.ApiClient,

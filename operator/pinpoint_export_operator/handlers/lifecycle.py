@@ -25,6 +25,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf")
     # Our Events are explicit and one per transition; Kopf's own log lines are not Events.
     settings.posting.level = logging.ERROR
+    # Resources and namespaces are known up front: no cluster-wide CRD or namespace listing,
+    # so the least-privilege RBAC of the chart needs neither.
+    settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     if cfg.peering:
