@@ -129,7 +129,7 @@ class AwsCalls:
         key = (service, identity)
         with self._lock:
             if key not in self._clients:
-                session = _session(identity)
+                session = session_for(identity)
                 self._clients[key] = session.client(
                     service,  # type: ignore[call-overload]
                     region_name=identity.region,
@@ -142,7 +142,8 @@ class AwsCalls:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _session(identity: Identity) -> boto3.session.Session:
+def session_for(identity: Identity) -> boto3.session.Session:
+    """A boto3 session as `identity`: its keys or the default chain, then the role it assumes."""
     creds = identity.credentials
     if creds is not None:
         session = boto3.session.Session(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pinpoint_export_operator import copy_job
+from pinpoint_export_operator import cli, copy_job
 from pinpoint_export_operator.copier.exitcodes import PERMANENT_EXIT_CODES
 from pinpoint_export_operator.copy_job import CopierDefaults
 
@@ -90,3 +90,15 @@ def test_user_options_pass_through() -> None:
     assert manifest["spec"]["backoffLimit"] == 0
     assert manifest["spec"]["activeDeadlineSeconds"] == 600
     assert manifest["spec"]["ttlSecondsAfterFinished"] == 60
+
+
+def test_the_copier_accepts_every_argument_the_job_gives_it() -> None:
+    export = make_export(
+        copy={"decompress": True},
+        s3EndpointUrl="http://s3.local:9000",
+        credentials={"assumeRoleArn": "arn:aws:iam::123456789012:role/reader"},
+    )
+    (container,) = pod(copy_job.build(export, DEFAULTS))["containers"]
+    args = cli.build_parser(container["args"]).parse_args(container["args"])
+    assert f"s3://{args.source.bucket}/{args.source.prefix}" == export.s3_url
+    assert args.assume_role_arn == "arn:aws:iam::123456789012:role/reader"

@@ -57,7 +57,7 @@ def make_client(
     from botocore.config import Config
 
     # The operator's own session builder: the copier assumes roles exactly as the operator does.
-    from pinpoint_export_operator.aws import Identity, _session
+    from pinpoint_export_operator.aws import Identity, session_for
 
     # S3-compatible servers (versitygw, MinIO, Ceph) are reached by path, not by a bucket
     # subdomain; AWS itself still answers both.
@@ -74,7 +74,7 @@ def make_client(
         response_checksum_validation="when_required",
         s3={"addressing_style": "path"} if custom else None,
     )
-    session = _session(Identity(region, None, assume_role_arn=assume_role_arn))
+    session = session_for(Identity(region, None, assume_role_arn=assume_role_arn))
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
