@@ -27,6 +27,21 @@ class CopierDefaults:
     image: str
     region: str | None = None
     s3_endpoint_url: str | None = None
+    # Images a spec may choose with copy.image, by prefix. Whoever may create an export would
+    # otherwise run any image in its namespace through the operator's rights.
+    allowed_images: tuple[str, ...] = ()
+
+
+def image_refusal(export: Export, defaults: CopierDefaults) -> str | None:
+    """Why the export's copy.image may not run, or None if it may."""
+    image = export.spec.get("copy", {}).get("image")
+    if not image or image == defaults.image or image.startswith(defaults.allowed_images):
+        return None
+    allowed = ", ".join(defaults.allowed_images) or "none besides the default"
+    return (
+        f"spec.copy.image {image!r} is not allowed by the operator "
+        f"(--allowed-copier-images: {allowed})"
+    )
 
 
 def build(export: Export, defaults: CopierDefaults) -> dict[str, Any]:

@@ -114,6 +114,10 @@ class ExportReconciler:
             if not status.get("phase"):
                 # Recorded before anything is created anywhere, as the contract says.
                 outcome = export_state.start(export, status, now())
+                refusal = copy_job.image_refusal(export, self._defaults.copier)
+                if refusal:
+                    error = CloudError("CopierImageNotAllowed", refusal, transient=False)
+                    outcome = export_state.advance(export, status, error, now())
                 status = written = await self._commit(
                     body, export, written, outcome.status, outcome.events
                 )

@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="",
     )
     flag("--copier-image", "PPE_COPIER_IMAGE", "image of the copy Jobs", default=DEFAULT_IMAGE)
+    flag(
+        "--allowed-copier-images",
+        "PPE_ALLOWED_COPIER_IMAGES",
+        "comma-separated image prefixes that spec.copy.image may name; empty: only the default",
+        default="",
+    )
     flag("--region", "AWS_REGION", "default AWS region for exports that do not set one")
     flag(
         "--pinpoint-endpoint-url",
@@ -100,6 +106,9 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
                 image=args.copier_image,
                 region=args.region,
                 s3_endpoint_url=args.s3_endpoint_url,
+                allowed_images=tuple(
+                    i.strip() for i in (args.allowed_copier_images or "").split(",") if i.strip()
+                ),
             ),
             region=args.region,
             pinpoint_endpoint_url=args.pinpoint_endpoint_url,

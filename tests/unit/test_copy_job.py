@@ -102,3 +102,14 @@ def test_the_copier_accepts_every_argument_the_job_gives_it() -> None:
     args = cli.build_parser(container["args"]).parse_args(container["args"])
     assert f"s3://{args.source.bucket}/{args.source.prefix}" == export.s3_url
     assert args.assume_role_arn == "arn:aws:iam::123456789012:role/reader"
+
+
+def test_only_allowed_copier_images_may_be_chosen() -> None:
+    allowing = CopierDefaults(image="example/ppe:1", allowed_images=("registry.corp/",))
+    assert copy_job.image_refusal(make_export(), allowing) is None
+    assert copy_job.image_refusal(make_export(copy={"image": "example/ppe:1"}), allowing) is None
+    chosen = make_export(copy={"image": "registry.corp/ppe:2"})
+    assert copy_job.image_refusal(chosen, allowing) is None
+    refusal = copy_job.image_refusal(make_export(copy={"image": "evil/miner:1"}), allowing)
+    assert refusal is not None and "spec.copy.image" in refusal
+    assert copy_job.image_refusal(chosen, DEFAULTS) is not None  # none allowed by default
