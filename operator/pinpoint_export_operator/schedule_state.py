@@ -26,7 +26,8 @@ whatever concurrencyPolicy and suspend say (as `kubectl create job --from=cronjo
 Its export records the value (annotation pinpoint.exports.dev/triggered-by), so a restart before
 the status is written sees that the newest triggered run is for this value. The value present
 when the schedule is first seen is recorded without a run: re-creating a schedule from Git does
-not fire a stale trigger.
+not fire a stale trigger. Runs are named by the minute, so a trigger in a minute that already
+has a run waits for the next minute; one in the minute of a due scheduled time shares its run.
 
 Time zones and daylight saving come from cronsim (Debian cron's rules) over zoneinfo:
 - a fixed minute and hour ('30 2 * * *', and the @daily family) that a spring-forward gap
@@ -226,6 +227,7 @@ class Decision:
 def decide(
     schedule: Schedule, status: Status, children: Sequence[Child], now: datetime
 ) -> Decision:
+    """What to do at `now`, given the schedule, its status (without status.kopf) and exports."""
     spec = schedule.spec
     new = copy.deepcopy(status)
     decision = Decision(new)
@@ -233,7 +235,7 @@ def decide(
     taken = {c.name for c in children}  # names in use, including those being deleted
     active = [c for c in live if not c.finished]
 
-    _finished(spec, status, live, now, decision)
+    _finished(spec, status, live, decision)
 
     try:
         cron: Cron | None = Cron.parse(spec["schedule"], spec.get("timeZone"))
@@ -266,9 +268,7 @@ def decide(
     return decision
 
 
-def _finished(
-    spec: Spec, status: Status, live: list[Child], now: datetime, decision: Decision
-) -> None:
+def _finished(spec: Spec, status: Status, live: list[Child], decision: Decision) -> None:
     """Note finished runs (lastSuccessfulTime, Events) and delete those beyond the limits."""
     was_active = set(status.get("activeExports", []))
     for child in live:
