@@ -104,7 +104,7 @@ class ExportReconciler:
             generation=meta.get("generation"),
             spec=dict(body["spec"]),
         )
-        status: Status = _plain(body.get("status") or {})
+        status: Status = plain(body.get("status") or {})
         written = status  # what the API server has
         events: list[Event] = []
         wakeup = self.wakeups.register(export.uid)
@@ -139,7 +139,7 @@ class ExportReconciler:
                 else:
                     attempt = 0
                     delay = float(export.spec.get("pollIntervalSeconds", 15))
-                await _wait(delay, wakeup, stopped)
+                await wait_for_wakeup(delay, wakeup, stopped)
             await self._commit(body, export, written, status, events)
         finally:
             metrics.ACTIVE.dec()
@@ -232,7 +232,7 @@ def _kubernetes_error(error: client.ApiException, action: Action) -> CloudError:
     return CloudError("KubernetesRejected", text, transient=False)
 
 
-async def _wait(delay: float, wakeup: asyncio.Event, stopped: Stopped) -> None:
+async def wait_for_wakeup(delay: float, wakeup: asyncio.Event, stopped: Stopped) -> None:
     waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
     try:
         await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
@@ -241,10 +241,10 @@ async def _wait(delay: float, wakeup: asyncio.Event, stopped: Stopped) -> None:
             waiter.cancel()
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A deep plain-dict copy of Kopf's read-only body views."""
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value

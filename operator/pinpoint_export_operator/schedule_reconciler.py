@@ -18,7 +18,7 @@ from kubernetes import client
 
 from pinpoint_export_operator import schedule_state
 from pinpoint_export_operator.export_state import Event
-from pinpoint_export_operator.reconciler import Stopped, Wakeups, _plain, _wait, backoff
+from pinpoint_export_operator.reconciler import Stopped, Wakeups, backoff, plain, wait_for_wakeup
 from pinpoint_export_operator.schedule_kube import Created, ScheduleKube
 from pinpoint_export_operator.schedule_state import Child, Decision, Schedule, Status
 
@@ -73,12 +73,12 @@ class ScheduleReconciler:
                     if wake_at is not None:
                         due = (wake_at - datetime.now(UTC)).total_seconds() + PADDING
                         delay = min(MAX_SLEEP, max(PADDING, due))
-                await _wait(delay, wakeup, stopped)
+                await wait_for_wakeup(delay, wakeup, stopped)
         finally:
             self.wakeups.forget(uid)
 
     async def _reconcile(self, body: kopf.Body, posted: _Posted, logger: Any) -> datetime | None:
-        obj = _plain(body)
+        obj = plain(body)
         schedule = Schedule.from_object(obj)
         written = _own_status(obj)
         listed = await asyncio.to_thread(
@@ -140,7 +140,7 @@ class ScheduleReconciler:
 
     async def _report(self, body: kopf.Body, error: Exception, logger: Any) -> None:
         """Best effort: show the retried error as Reconciling=True on the status."""
-        obj = _plain(body)
+        obj = plain(body)
         written = _own_status(obj)
         if isinstance(error, client.ApiException):
             status_code = int(error.status or 0)

@@ -36,7 +36,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         settings.peering.priority = cfg.peering_priority
 
     memo.exports = ExportReconciler(
-        Kube(_api_client(cfg.aws_concurrency)),
+        Kube(api_client(cfg.aws_concurrency)),
         AwsCalls(cfg.aws_concurrency),
         cfg.defaults,
         Wakeups(),
@@ -53,7 +53,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         await memo.metrics.cleanup()
 
 
-def _api_client(pool_size: int) -> client.ApiClient:
+def api_client(pool_size: int) -> client.ApiClient:
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)

@@ -20,7 +20,7 @@ import kopf
 
 from pinpoint_export_operator import api
 from pinpoint_export_operator.export_state import TERMINAL_PHASES
-from pinpoint_export_operator.handlers.lifecycle import _api_client
+from pinpoint_export_operator.handlers.lifecycle import api_client
 from pinpoint_export_operator.reconciler import Wakeups
 from pinpoint_export_operator.schedule_kube import ScheduleKube
 from pinpoint_export_operator.schedule_reconciler import ScheduleReconciler
@@ -30,7 +30,7 @@ API_POOL = 4  # schedules make a few calls a minute at most
 
 @kopf.on.startup()
 def start_schedules(memo: kopf.Memo, **_: Any) -> None:
-    memo.schedules = ScheduleReconciler(ScheduleKube(_api_client(API_POOL)), Wakeups())
+    memo.schedules = ScheduleReconciler(ScheduleKube(api_client(API_POOL)), Wakeups())
 
 
 @kopf.daemon(api.GROUP, api.VERSION, api.SCHEDULES, cancellation_timeout=5.0)

@@ -37,6 +37,8 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "ttl-after-finished-controller",
     "persistentvolume-binder-controller",
+    "persistentvolumeclaim-protection-controller",
+    "persistentvolume-protection-controller",
     "deployment-controller",
     "replicaset-controller",
     "pod-garbage-collector-controller",
