@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer, not zlib's
-BLOCK = 1 << 20  # read size: memory per stream stays around a few MiB
+BLOCK = 512 << 10  # read and write size: a few of these per thread is all the memory used
 DECODED_SLICE = 256 << 10  # decoded output per step: stays in cache, and bounds a gzip bomb
 
 Sink = Callable[[bytes], None]
