@@ -230,6 +230,8 @@ def report(
             "big": f"1 x {args.big_mib} MiB gzip object",
             "bytes": sizes,
         },
+        "note": "the copier also verifies every object (sha256, a full gzip decode) and fsyncs "
+        "each file before renaming it; awscli and the whole-object read do neither",
         "repeat": args.repeat,
         "rss_floor_mib": round(floor_mib, 1),  # what the launcher adds to every peak RSS
         "runs": [
