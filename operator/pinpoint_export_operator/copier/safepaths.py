@@ -51,7 +51,7 @@ class LocalNames:
 
 def is_gz_key(relative_key: str) -> bool:
     """Pinpoint's pieces end in `.gz`; everything else in the prefix is a marker."""
-    return relative_key.endswith(GZ) and not relative_key.endswith("/")
+    return relative_key.endswith(GZ)
 
 
 def _key_hash(relative_key: str) -> str:
