@@ -232,15 +232,15 @@ def test_killed_mid_file_then_resumed(
 NOBODY = 65534
 IN_A_POD = """
 set -e
-mount -t tmpfs -o mode=0755 tmpfs /tmp         # the volume (and a hidden /tmp)
-mkdir -m 0777 /tmp/volume
-mount -o remount,bind,ro /                       # readOnlyRootFilesystem
+mount -t tmpfs -o mode=0755 tmpfs /mnt         # the volume (/tmp may hold the project)
+mkdir -m 0777 /mnt/volume
+mount -o remount,bind,ro /                       # readOnlyRootFilesystem, /tmp included
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 cd /
-as_nobody "$@" --dest /tmp/volume/run-1 || exit 90
-cat /tmp/volume/run-1/manifest.json
-[ -L /tmp/volume/latest ] && [ -f /tmp/volume/run-1/_SUCCESS ] || exit 91
-as_nobody "$@" --dest /tmp/not-writable/run-1 && exit 92 || echo "exit $?"
+as_nobody "$@" --dest /mnt/volume/run-1 || exit 90
+cat /mnt/volume/run-1/manifest.json
+[ -L /mnt/volume/latest ] && [ -f /mnt/volume/run-1/_SUCCESS ] || exit 91
+as_nobody "$@" --dest /mnt/not-writable/run-1 && exit 92 || echo "exit $?"
 """
 
 

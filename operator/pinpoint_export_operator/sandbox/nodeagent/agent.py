@@ -25,6 +25,15 @@ NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
+def image_paths() -> tuple[str, ...]:
+    """The operator image's files on this host: the virtual environment and the package's
+    source tree (an editable install lives outside the environment)."""
+    import pinpoint_export_operator
+
+    package_root = str(Path(pinpoint_export_operator.__file__).resolve().parent.parent)
+    return tuple(dict.fromkeys((sys.prefix, package_root)))
+
+
 def _micro_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -88,7 +97,7 @@ class Agent:
         }
         self.context = Context(
             kube=kube,
-            host=Host(node_name, kube.host, kube.port, sys.executable),
+            host=Host(node_name, kube.host, kube.port, sys.executable, image_paths()),
             work_dir=work_dir,
             isolate=runtime.isolation_available(),
             stop=self.stop,

@@ -54,6 +54,9 @@ class Host:
     api_host: str
     api_port: int
     python: str  # the interpreter the operator image's entrypoint maps to
+    # Where the operator image's files live on the host (the virtual environment, the
+    # package): mounted read-only at the same paths, over any pod volume that would hide them.
+    image_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -548,6 +551,12 @@ def _mounts(container: Json, volumes: Mapping[str, Volume], env: Mapping[str, st
     return mounts
 
 
+def _image_mounts(image: str, host: Host) -> list[Mount]:
+    if not is_operator_image(image):
+        return []
+    return [Mount(path, path, read_only=True) for path in host.image_paths]
+
+
 # --- containers -----------------------------------------------------------------------------
 
 
@@ -591,7 +600,7 @@ def plan_container(
         uid=uid,
         gid=gid,
         groups=groups,
-        mounts=(*_mounts(container, volumes, env), termination_log),
+        mounts=(*_mounts(container, volumes, env), termination_log, *_image_mounts(image, host)),
         hostname=pod["spec"].get("hostname") or pod["metadata"]["name"],
         read_only_root=bool(context.get("readOnlyRootFilesystem")),
         no_new_privileges=context.get("allowPrivilegeEscalation") is False,
