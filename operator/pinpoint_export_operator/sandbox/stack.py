@@ -105,8 +105,10 @@ class Sandbox:
 
     def _start(self) -> SandboxEnv:
         s3 = self.s3_server.start()
+        # The emulator imports while the control plane starts; both are waited on after.
         pinpoint_url = self._start_emulator(s3)
         self.control_plane.start()
+        self._wait_emulator(pinpoint_url)
         env = SandboxEnv(
             state_dir=self.state_dir,
             kubeconfig=self.control_plane.kubeconfig,
@@ -132,7 +134,9 @@ class Sandbox:
     def _start_emulator(self, s3: S3Credentials) -> str:
         port = process.free_port()
         self._python("emulator", f"--port={port}", env={**os.environ, **s3.env()})
-        url = f"http://127.0.0.1:{port}"
+        return f"http://127.0.0.1:{port}"
+
+    def _wait_emulator(self, url: str) -> None:
         process.wait_for(
             lambda: urllib.request.urlopen(url + "/_emulator/health", timeout=1).status == 200,
             30,
@@ -140,7 +144,6 @@ class Sandbox:
             alive=self._children["emulator"],
             log=self.state_dir / "logs" / "emulator.log",
         )
-        return url
 
     def _start_node_agent(self, env: SandboxEnv) -> None:
         self._python(
