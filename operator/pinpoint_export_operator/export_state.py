@@ -159,7 +159,7 @@ def start(export: Export, status: Status, now: str) -> Outcome:
         message="Creating the Pinpoint export job",
     )
     new["exportJob"] = {**status.get("exportJob", {}), "s3Url": export.s3_url}
-    new["conditions"] = _progressing(new, "Creating", new["message"], now, export.generation)
+    new["conditions"] = _kstatus(new, "Reconciling", "Creating", new["message"], now, export)
     return Outcome(new, [Event("Normal", "Started", f"Exporting to {export.s3_url}")], again=True)
 
 
@@ -230,7 +230,7 @@ def _export_job(export: Export, status: Status, job: ExportJob, now: str) -> Out
         f"Pinpoint job {job.id} is {job.job_status}: {new['progress']} pieces, "
         f"{job.total_processed or 0} endpoints"
     )
-    new["conditions"] = _progressing(new, "Exporting", new["message"], now, export.generation)
+    new["conditions"] = _kstatus(new, "Reconciling", "Exporting", new["message"], now, export)
     # COMPLETED leads straight to the copy Job, whose Event tells both.
     done = job.job_status == PINPOINT_DONE
     return Outcome(new, events, again=done)
@@ -249,7 +249,7 @@ def _copy_job(export: Export, status: Status, job: CopyJob, now: str) -> Outcome
         new["phase"] = "Copying"
         destination = f"{export.spec['destination']['claimName']}/{export.output_path}"
         new["message"] = f"Copying the exported files to {destination}"
-        new["conditions"] = _progressing(new, "Copying", new["message"], now, export.generation)
+        new["conditions"] = _kstatus(new, "Reconciling", "Copying", new["message"], now, export)
         verb = "Created" if job.created else "Adopted"
         exported = status.get("exportJob", {})
         events.append(
@@ -288,57 +288,45 @@ def _succeed(
         f"Exported {endpoints} endpoints: {status['output']['files']} files, "
         f"{status['output']['bytes']} bytes in {status['output']['claimName']}/{export.output_path}"
     )
-    status["conditions"] = conditions.summary(
-        status.get("conditions", []),
-        ready=True,
-        reconciling=False,
-        stalled=False,
-        reason="Succeeded",
-        message=status["message"],
-        now=now,
-        generation=export.generation,
-    )
+    status["conditions"] = _kstatus(status, "Ready", "Succeeded", status["message"], now, export)
     return Outcome(status, [*events, Event("Normal", "Succeeded", status["message"])])
 
 
 def _fail(export: Export, status: Status, reason: str, message: str, now: str) -> Outcome:
     new = copy.deepcopy(status)
     new.update(phase="Failed", completionTime=now, message=message)
-    new["conditions"] = conditions.summary(
-        new.get("conditions", []),
-        ready=False,
-        reconciling=False,
-        stalled=True,
-        reason=reason,
-        message=message,
-        now=now,
-        generation=export.generation,
-    )
+    new["conditions"] = _kstatus(new, "Stalled", reason, message, now, export)
     return Outcome(new, [Event("Warning", reason, message)])
 
 
 def _retrying(export: Export, status: Status, error: CloudError, now: str) -> Outcome:
     new = copy.deepcopy(status)
     new["message"] = f"Retrying: {error.message}"
-    new["conditions"] = _progressing(new, error.reason, new["message"], now, export.generation)
+    new["conditions"] = _kstatus(new, "Reconciling", error.reason, new["message"], now, export)
     # One Warning per kind of trouble, not one per retry.
     unchanged = status.get("message") == new["message"]
     events = [] if unchanged else [Event("Warning", error.reason, error.message)]
     return Outcome(new, events, retry=True)
 
 
-def _progressing(
-    status: Status, reason: str, message: str, now: str, generation: int | None
+def _kstatus(
+    status: Status,
+    state: Literal["Ready", "Reconciling", "Stalled"],
+    reason: str,
+    message: str,
+    now: str,
+    export: Export,
 ) -> list[conditions.Condition]:
+    """The three kstatus conditions, with `state` the one that is True."""
     return conditions.summary(
         status.get("conditions", []),
-        ready=False,
-        reconciling=True,
-        stalled=False,
+        ready=state == "Ready",
+        reconciling=state == "Reconciling",
+        stalled=state == "Stalled",
         reason=reason,
         message=message,
         now=now,
-        generation=generation,
+        generation=export.generation,
     )
 
 
