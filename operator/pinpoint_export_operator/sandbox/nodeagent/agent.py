@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import runtime
 from .kube import MERGE, STRATEGIC, TRANSIENT, ApiError, Informer, Json, Kube
-from .plan import ALLOCATABLE, POD_IP, Host
+from .plan import ALLOCATABLE, MAX_PODS, POD_IP, Host
 from .pod import Context, PodWorker, is_deleting, is_terminal
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ class Agent:
         self.lock = threading.Lock()
         self.workers: dict[str, PodWorker] = {}  # by pod uid, until the pod leaves the API
         self.pending: set[str] = set()  # uids being bound or finally deleted
+        self.placed: set[str] = set()  # uids of this node's pods that are not over
+        self.waiting: dict[str, Json] = {}  # schedulable pods for which the node has no room
         self.since = runtime.timestamp()
         self.labels = {
             "kubernetes.io/hostname": node_name,
@@ -248,14 +250,29 @@ class Agent:
         )
 
     def on_pending(self, kind: str, pod: Json) -> None:
-        if kind == "DELETED" or not self._schedulable(pod):
-            return
         uid = pod["metadata"]["uid"]
         with self.lock:
+            if kind == "DELETED" or not self._schedulable(pod):
+                self.waiting.pop(uid, None)
+                return
             if uid in self.pending:
                 return
+            if len(self.placed) >= MAX_PODS:
+                self.waiting[uid] = pod  # in order; bound when one of the node's pods is over
+                return
+            self.waiting.pop(uid, None)
             self.pending.add(uid)
+            self.placed.add(uid)
         self.executor.submit(self._bind, pod)
+
+    def _make_room(self, uid: str) -> None:
+        """One of the node's pods is over or gone: bind the pods that were waiting for room."""
+        with self.lock:
+            self.placed.discard(uid)
+            room = MAX_PODS - len(self.placed)
+            admitted = list(self.waiting.values())[: max(room, 0)]
+        for pod in admitted:
+            self.on_pending("ADDED", pod)
 
     def on_pending_list(self, pods: list[Json]) -> None:
         for pod in pods:
@@ -276,8 +293,10 @@ class Agent:
         except ApiError as error:
             if error.status not in (404, 409):  # gone, or already bound
                 log.warning("binding %s/%s: %s", metadata["namespace"], metadata["name"], error)
+            self._make_room(metadata["uid"])  # if it is this node's after all, on_pod says so
         except TRANSIENT as error:  # the next list binds it
             log.warning("binding %s/%s: %s", metadata["namespace"], metadata["name"], error)
+            self._make_room(metadata["uid"])
         finally:
             with self.lock:
                 self.pending.discard(metadata["uid"])
@@ -286,7 +305,11 @@ class Agent:
 
     def on_pod(self, kind: str, pod: Json) -> None:
         uid = pod["metadata"]["uid"]
+        if kind == "DELETED" or is_terminal(pod):
+            self._make_room(uid)
         with self.lock:
+            if kind != "DELETED" and not is_terminal(pod):
+                self.placed.add(uid)
             worker = self.workers.get(uid)
             if kind == "DELETED":
                 self.workers.pop(uid, None)
@@ -304,6 +327,9 @@ class Agent:
         present = {pod["metadata"]["uid"] for pod in pods}
         with self.lock:
             vanished = [self.workers.pop(uid) for uid in list(self.workers) if uid not in present]
+            gone = self.placed - present - self.pending
+        for uid in gone:
+            self._make_room(uid)
         for worker in vanished:
             worker.vanish()
         for pod in pods:

@@ -27,7 +27,10 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 DEFAULT_FILE_MODE = 0o644
 # What the node reports as allocatable; also what resourceFieldRef reads for unset limits.
-ALLOCATABLE = {"cpu": "16", "memory": "64Gi", "pods": "1000", "ephemeral-storage": "100Gi"}
+# `pods` is the kubelet's default maxPods, and the binder honours it as the scheduler would:
+# every running container is a real process here, so a burst of pods must queue, not swap.
+MAX_PODS = 110
+ALLOCATABLE = {"cpu": "16", "memory": "64Gi", "pods": str(MAX_PODS), "ephemeral-storage": "100Gi"}
 
 
 class ConfigError(Exception):
