@@ -14,6 +14,7 @@ from pinpoint_export_operator.sandbox.nodeagent.plan import (
     TokenRef,
     VolumeError,
     container_env,
+    cpu_nice,
     entrypoint,
     expand,
     identity,
@@ -443,3 +444,20 @@ def test_mount_of_an_undeclared_volume_or_escaping_sub_path() -> None:
     volumes = plan_volumes(pod, Sources(), HOST, POD_DIR)
     with pytest.raises(ConfigError, match="subPath"):
         plan_container(pod, spec, volumes, Sources(), HOST, POD_DIR)
+
+
+@pytest.mark.parametrize(
+    ("requests", "nice"),
+    [
+        ({}, 19),  # BestEffort: cpu.shares 2
+        ({"cpu": "10m"}, 19),
+        ({"cpu": "100m"}, 10),  # shares 102, nice 10 weighs 110
+        ({"cpu": "500m"}, 3),
+        ({"cpu": "1"}, 0),
+        ({"cpu": "4"}, 0),  # never above the control plane
+    ],
+)
+def test_a_containers_cpu_request_sets_its_weight_as_a_nice_value(
+    requests: dict[str, str], nice: int
+) -> None:
+    assert cpu_nice({"name": "c", "resources": {"requests": requests}}) == nice

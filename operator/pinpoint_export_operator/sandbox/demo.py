@@ -56,10 +56,7 @@ def main(args: argparse.Namespace) -> int:
         s3.create_bucket(Bucket=BUCKET)
 
     say("Installing the CRDs and the example's claim and Secret")
-    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(ROOT / "crds")], check=True)
-    subprocess.run(
-        [*kubectl, "wait", "--for=condition=Established", "-f", str(ROOT / "crds")], check=True
-    )
+    install_crds(kubectl)
     with storage.api_client(env.kubeconfig) as api:
         _prepare_namespace(api, env)
         log = args.state_dir.resolve() / "logs" / "operator.log"
@@ -91,6 +88,14 @@ def main(args: argparse.Namespace) -> int:
     say(f"Done in {time.monotonic() - started:.0f}s. Try: source .sandbox/env; kubectl get ppe -A")
     print("   Stop the sandbox with: make sandbox-down")
     return 0 if status.get("phase") == "Succeeded" else 1
+
+
+def install_crds(kubectl: list[str]) -> None:
+    """Apply the project's CRDs and wait until the API serves them."""
+    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(ROOT / "crds")], check=True)
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "-f", str(ROOT / "crds")], check=True
+    )
 
 
 def _prepare_namespace(api: client.ApiClient, env: SandboxEnv) -> None:

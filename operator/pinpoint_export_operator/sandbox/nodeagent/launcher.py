@@ -230,6 +230,7 @@ def isolate(spec: dict[str, Any]) -> None:
 
 
 def become(spec: dict[str, Any]) -> None:
+    os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])  # the pod's CPU weight, kept across exec
     if os.geteuid() == 0:
         os.setgroups(spec["groups"])
         os.setresgid(spec["gid"], spec["gid"], spec["gid"])

@@ -126,6 +126,22 @@ class ContainerPlan:
     termination_message_path: str = DEFAULT_TERMINATION_MESSAGE_PATH
     fallback_to_logs: bool = False  # terminationMessagePolicy FallbackToLogsOnError
     start_error: str | None = None  # known before starting: nothing to run
+    nice: int = 0  # the CPU weight its request buys, see cpu_nice
+
+
+# The kernel's CFS weight of nice 0 to 19 (kernel/sched/core.c).
+NICE_WEIGHTS: tuple[int, ...] = (1024, 820, 655, 526, 423, 335, 272, 215, 172, 137)
+NICE_WEIGHTS += (110, 87, 70, 56, 45, 36, 29, 23, 18, 15)
+
+
+def cpu_nice(container: Json) -> int:
+    """The nice value whose CPU weight is closest to the cgroup weight a kubelet gives the
+    container, cpu.shares = 1024 x requested CPUs (2 with no request), against the 1024 of a
+    process outside the pods, as the control plane and the operator run here. Never below 0:
+    on this one machine no pod outranks the control plane."""
+    request = ((container.get("resources") or {}).get("requests") or {}).get("cpu")
+    shares = max(2.0, 1024 * float(parse_quantity(request))) if request else 2.0  # type: ignore[no-untyped-call]
+    return min(range(20), key=lambda nice: abs(NICE_WEIGHTS[nice] - shares))
 
 
 # --- images ---------------------------------------------------------------------------------
@@ -610,4 +626,5 @@ def plan_container(
         termination_message_path=termination_path,
         fallback_to_logs=container.get("terminationMessagePolicy") == "FallbackToLogsOnError",
         start_error=start_error,
+        nice=cpu_nice(container),
     )

@@ -142,6 +142,7 @@ def start(plan: ContainerPlan, pod_dir: str, isolate: bool) -> Process:
         ],
         "read_only_root": plan.read_only_root,
         "no_new_privileges": plan.no_new_privileges,
+        "nice": plan.nice,
         # The interpreter is on every container's PATH; a non-root user must reach it even
         # if it sits under a closed home directory.
         "traversable": [sys.executable] if plan.uid != 0 else [],
