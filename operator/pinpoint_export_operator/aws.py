@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import boto3
 import botocore.exceptions
+import botocore.loaders
 from botocore.config import Config
 from botocore.credentials import (
     AssumeRoleCredentialFetcher,
@@ -110,13 +111,23 @@ class Identity:
     assume_role_arn: str | None = None
 
 
+# Identities in use at once, roughly; beyond that the least recently used client goes (the
+# one of a Secret since rotated, say), so the cache never grows with the operator's age.
+MAX_CLIENTS = 64
+
+
 class AwsCalls:
     """Runs blocking boto3 calls in a bounded pool; caches one client per identity."""
 
     def __init__(self, concurrency: int) -> None:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="aws")
-        self._clients: dict[tuple[str, Identity], Any] = {}
+        # A connection per worker thread, or urllib3 discards and reopens them under load.
+        self._config = CLIENT_CONFIG.merge(Config(max_pool_connections=concurrency))
+        # One loader for every session: the service model is parsed once (~9 MB for
+        # Pinpoint) rather than once per identity.
+        self._loader = botocore.loaders.create_loader()
+        self._clients: dict[tuple[str, Identity], Any] = {}  # least recently used first
         self._lock = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -128,22 +139,28 @@ class AwsCalls:
         """A client per (service, identity): creating one costs tens of milliseconds."""
         key = (service, identity)
         with self._lock:
-            if key not in self._clients:
-                session = session_for(identity)
-                self._clients[key] = session.client(
+            client = self._clients.pop(key, None)
+            if client is None:
+                client = session_for(identity, self._loader).client(
                     service,  # type: ignore[call-overload]
                     region_name=identity.region,
                     endpoint_url=identity.endpoint_url,
-                    config=CLIENT_CONFIG,
+                    config=self._config,
                 )
-            return self._clients[key]
+            self._clients[key] = client
+            while len(self._clients) > MAX_CLIENTS:
+                del self._clients[next(iter(self._clients))]
+            return client
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def session_for(identity: Identity) -> boto3.session.Session:
-    """A boto3 session as `identity`: its keys or the default chain, then the role it assumes."""
+def session_for(
+    identity: Identity, loader: botocore.loaders.Loader | None = None
+) -> boto3.session.Session:
+    """A boto3 session as `identity`: its keys or the default chain, then the role it assumes;
+    with `loader`, service models come from (and stay in) that shared cache."""
     creds = identity.credentials
     if creds is not None:
         session = boto3.session.Session(
@@ -154,6 +171,8 @@ def session_for(identity: Identity) -> boto3.session.Session:
         )
     else:
         session = boto3.session.Session(region_name=identity.region)
+    if loader is not None:
+        session._session.register_component("data_loader", loader)
     if identity.assume_role_arn:
         # Cross-account: assume the role with the identity above, refreshed before expiry.
         fetcher = AssumeRoleCredentialFetcher(
