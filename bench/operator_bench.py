@@ -5,7 +5,7 @@ API writes per export (Events included, counted in the API server's audit log un
 operator's own identity); Pinpoint polls per export against duration/interval + 2; and the
 latencies COMPLETED → copy Job created, copy Job complete → Ready.
 
-    .venv/bin/python bench/operator_bench.py [--exports 500] [--poll 5]
+    .venv/bin/python bench/operator_bench.py [--exports 500] [--poll 5]  # results/operator-500.json
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
 from pinpoint_export_operator.sandbox.stack import SandboxEnv
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "operator.json"
+RESULTS = ROOT / "bench" / "results"
 BUCKET = "pinpoint-exports"
 OPERATOR_USER = "pinpoint-export-operator"
 
@@ -184,8 +184,8 @@ def main() -> int:
         "poll_interval_s": args.poll,
     }
     core.delete_namespace(namespace)  # finished exports hold no finalizer: it goes quickly
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"operator-{args.exports}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0 if succeeded == args.exports else 1
 

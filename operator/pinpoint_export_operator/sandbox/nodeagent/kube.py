@@ -18,6 +18,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.watch.watch import iter_resp_lines
 
+from pinpoint_export_operator import kube_json
+
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
 
@@ -56,15 +58,7 @@ class Kube:
         content_type: str,
         timeout: float | tuple[float, float],
     ) -> Any:
-        params = self.api.param_serialize(
-            method,
-            path,
-            query_params=list((query or {}).items()),
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        return self.api.call_api(*params, _request_timeout=timeout)
+        return kube_json.call(self.api, method, path, query, body, content_type, timeout)
 
     def request(
         self,

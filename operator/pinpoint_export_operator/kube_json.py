@@ -1,0 +1,87 @@
+"""Plain-JSON requests to the API server over the official client's transport.
+
+The official client brings configuration, authentication, TLS and connection pooling; its typed
+API classes are avoided on purpose: constructing `CoreV1Api` alone allocates about 95 MB while
+it builds validators for every method, and the process keeps most of that as RSS. The adapters
+work with API objects as plain dicts, as Kopf and the manifest builders do.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import RESTResponse
+
+Json = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT = 30.0
+
+
+def call(
+    api: client.ApiClient,
+    method: str,
+    path: str,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+    timeout: float | tuple[float, float] = REQUEST_TIMEOUT,
+) -> RESTResponse:
+    """Send one request; the raw response, whatever its status."""
+    params = api.param_serialize(
+        method,
+        path,
+        query_params=list((query or {}).items()),
+        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    return api.call_api(*params, _request_timeout=timeout)
+
+
+class KubeJson:
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Json:
+        """The response as a dict; `client.ApiException` for a non-2xx status, as the typed
+        API classes raise, so callers test `error.status` the usual way."""
+        response = call(self._api, method, path, query, body, content_type)
+        data = response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status < 300:
+            raise client.ApiException(http_resp=response)
+        decoded: Json = json.loads(data) if data else {}
+        return decoded
+
+    def get(self, path: str, query: dict[str, str] | None = None) -> Json:
+        return self.request("GET", path, query=query)
+
+    def create(self, collection: str, body: Json) -> Json:
+        return self.request("POST", collection, body=body)
+
+    def merge_patch(self, path: str, body: Json) -> Json:
+        return self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    def delete(self, path: str, body: Json | None = None) -> Json:
+        return self.request("DELETE", path, body=body)
+
+    def patch_status(self, path: str, status: Json) -> Json:
+        """A merge patch of the object's status subresource: None values remove fields."""
+        return self.merge_patch(f"{path}/status", {"status": status})
+
+
+def namespaced(group_version: str, namespace: str, resource: str, name: str = "") -> str:
+    """The path of a namespaced collection, or of one object in it."""
+    prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    path = f"{prefix}/namespaces/{namespace}/{resource}"
+    return f"{path}/{name}" if name else path
