@@ -11,6 +11,7 @@ from datetime import datetime
 
 GROUP = "pinpoint.exports.dev"
 VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
 EXPORTS = "pinpointexports"
 SCHEDULES = "pinpointexportschedules"
 MANAGER = "pinpoint-export-operator"

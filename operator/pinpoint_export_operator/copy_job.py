@@ -123,7 +123,7 @@ def build(export: Export, defaults: CopierDefaults) -> dict[str, Any]:
             "labels": labels,
             "ownerReferences": [
                 {
-                    "apiVersion": f"{api.GROUP}/{api.VERSION}",
+                    "apiVersion": api.API_VERSION,
                     "kind": "PinpointExport",
                     "name": export.name,
                     "uid": export.uid,

@@ -32,9 +32,7 @@ class Kube:
         self._kube = KubeJson(api_client)
 
     def patch_export_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self._kube.patch_status(
-            namespaced(f"{api.GROUP}/{api.VERSION}", namespace, api.EXPORTS, name), status
-        )
+        self._kube.patch_status(namespaced(api.API_VERSION, namespace, api.EXPORTS, name), status)
 
     def ensure_copy_job(self, manifest: dict[str, Any]) -> CopyJob:
         """Create the Job; if it exists already (a restart), adopt it if it is ours."""

@@ -55,13 +55,11 @@ class ScheduleKube:
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """A JSON merge patch of the status subresource: None values remove fields."""
-        self._kube.patch_status(
-            namespaced(f"{api.GROUP}/{api.VERSION}", namespace, api.SCHEDULES, name), status
-        )
+        self._kube.patch_status(namespaced(api.API_VERSION, namespace, api.SCHEDULES, name), status)
 
 
 def _exports(namespace: str, name: str = "") -> str:
-    return namespaced(f"{api.GROUP}/{api.VERSION}", namespace, api.EXPORTS, name)
+    return namespaced(api.API_VERSION, namespace, api.EXPORTS, name)
 
 
 def _controller_uid(obj: dict[str, Any]) -> str | None:

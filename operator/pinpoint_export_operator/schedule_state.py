@@ -437,7 +437,7 @@ def export_manifest(schedule: Schedule, run: Run) -> dict[str, Any]:
     else:
         annotations[api.ANNOTATION_TRIGGERED_BY] = run.trigger or ""
     return {
-        "apiVersion": f"{api.GROUP}/{api.VERSION}",
+        "apiVersion": api.API_VERSION,
         "kind": "PinpointExport",
         "metadata": {
             "name": run.name,
@@ -446,7 +446,7 @@ def export_manifest(schedule: Schedule, run: Run) -> dict[str, Any]:
             "annotations": annotations,
             "ownerReferences": [
                 {
-                    "apiVersion": f"{api.GROUP}/{api.VERSION}",
+                    "apiVersion": api.API_VERSION,
                     "kind": "PinpointExportSchedule",
                     "name": schedule.name,
                     "uid": schedule.uid,
