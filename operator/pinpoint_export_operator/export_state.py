@@ -106,9 +106,12 @@ Observation = ExportJob | CloudError | CopyJob | CopyJobMissing
 
 @dataclass(frozen=True)
 class EnsureExportJob:
-    """Adopt the Pinpoint job whose S3 prefix is this run's, else create it."""
+    """Adopt the Pinpoint job whose S3 prefix is this run's, else create it. `search` is False
+    only for the first attempt of a run this process has just started: no job can have its
+    prefix yet, so listing the application's jobs (every page of them) would be wasted."""
 
     s3_url: str
+    search: bool = True
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -109,9 +109,10 @@ class ExportReconciler:
         events: list[Event] = []
         wakeup = self.wakeups.register(export.uid)
         attempt = 0
+        started_here = not status.get("phase")
         metrics.ACTIVE.inc()
         try:
-            if not status.get("phase"):
+            if started_here:
                 # Recorded before anything is created anywhere, as the contract says.
                 outcome = export_state.start(export, status, now())
                 refusal = copy_job.image_refusal(export, self._defaults.copier)
@@ -124,8 +125,9 @@ class ExportReconciler:
             while export_state.is_active(status) and not stopped:
                 wakeup.clear()  # events from here on wake the wait below
                 outcome = export_state.timed_out(export, status, now()) or await self._step(
-                    export, status
+                    export, status, first=started_here
                 )
+                started_here = False  # a retry cannot know that the last attempt created nothing
                 status = outcome.status
                 events += outcome.events
                 if outcome.again:
@@ -145,8 +147,10 @@ class ExportReconciler:
             metrics.ACTIVE.dec()
             self.wakeups.forget(export.uid)
 
-    async def _step(self, export: Export, status: Status) -> Outcome:
+    async def _step(self, export: Export, status: Status, first: bool) -> Outcome:
         action = export_state.next_action(status)
+        if isinstance(action, EnsureExportJob) and first:
+            action = replace(action, search=False)
         try:
             seen = await self._perform(export, action)
         except CredentialsError as error:
@@ -166,11 +170,12 @@ class ExportReconciler:
             app = spec["applicationId"]
             if isinstance(action, PollExportJob):
                 return await self._aws.run(pinpoint.get_export_job, app, action.job_id)
-            found = await self._aws.run(
-                pinpoint.find_export_job, app, spec.get("segmentId"), action.s3_url
-            )
-            if found is not None:
-                return found
+            if action.search:
+                found = await self._aws.run(
+                    pinpoint.find_export_job, app, spec.get("segmentId"), action.s3_url
+                )
+                if found is not None:
+                    return found
             return await self._aws.run(
                 pinpoint.create_export_job,
                 app,

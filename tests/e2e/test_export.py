@@ -33,10 +33,13 @@ def test_happy_path(
 ) -> None:
     api, namespace, volume = exports.api, exports.namespace, exports.volume
     emulator.seed(exports.app, ENDPOINTS)
+    listed = emulator.counters().get("GetExportJobs", 0)
     exports.apply("nightly")
 
     finished = exports.wait("nightly")
     assert finished["status"]["phase"] == "Succeeded", finished["status"]
+    # A run this operator started has no earlier job to adopt: it creates without listing.
+    assert emulator.counters().get("GetExportJobs", 0) == listed
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "ppe/nightly", "--timeout=10s")
 
     export = exports.read("nightly")
