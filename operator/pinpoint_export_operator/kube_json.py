@@ -41,6 +41,12 @@ def call(
     return api.call_api(*params, _request_timeout=timeout)
 
 
+def read(response: RESTResponse) -> bytes:
+    """The response's body (the client leaves `read` untyped)."""
+    data: bytes = response.read()  # type: ignore[no-untyped-call]
+    return data
+
+
 class KubeJson:
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
@@ -57,7 +63,7 @@ class KubeJson:
         """The response as a dict; `client.ApiException` for a non-2xx status, as the typed
         API classes raise, so callers test `error.status` the usual way."""
         response = call(self._api, method, path, query, body, content_type)
-        data = response.read()  # type: ignore[no-untyped-call]
+        data = read(response)
         if not 200 <= response.status < 300:
             raise client.ApiException(http_resp=response)
         decoded: Json = json.loads(data) if data else {}

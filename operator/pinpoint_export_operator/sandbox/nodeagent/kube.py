@@ -24,8 +24,7 @@ Json = dict[str, Any]
 log = logging.getLogger(__name__)
 
 STRATEGIC = "application/strategic-merge-patch+json"
-MERGE = "application/merge-patch+json"
-REQUEST_TIMEOUT = 30.0
+MERGE = kube_json.MERGE_PATCH
 
 
 class ApiError(Exception):
@@ -49,17 +48,6 @@ class Kube:
         self.host = server.hostname or "127.0.0.1"
         self.port = server.port or 443
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        query: dict[str, str] | None,
-        body: Json | None,
-        content_type: str,
-        timeout: float | tuple[float, float],
-    ) -> Any:
-        return kube_json.call(self.api, method, path, query, body, content_type, timeout)
-
     def request(
         self,
         method: str,
@@ -70,8 +58,8 @@ class Kube:
         content_type: str = "application/json",
     ) -> Json:
         """Make a request; the response as a dict; ApiError for a non-2xx status."""
-        response = self._call(method, path, query, body, content_type, REQUEST_TIMEOUT)
-        data = response.read()
+        response = kube_json.call(self.api, method, path, query, body, content_type)
+        data = kube_json.read(response)
         decoded: Json = json.loads(data) if data else {}
         if not 200 <= response.status < 300:
             raise ApiError(response.status, decoded)
@@ -89,9 +77,9 @@ class Kube:
     def watch(self, path: str, query: dict[str, str], timeout: int) -> Iterator[Json]:
         """Watch events until the server ends the watch after `timeout` seconds."""
         query = {**query, "watch": "true", "timeoutSeconds": str(timeout)}
-        response = self._call("GET", path, query, None, "application/json", (10.0, timeout + 30.0))
+        response = kube_json.call(self.api, "GET", path, query, timeout=(10.0, timeout + 30.0))
         if response.status != 200:
-            raise ApiError(response.status, json.loads(response.read() or b"{}"))
+            raise ApiError(response.status, json.loads(kube_json.read(response) or b"{}"))
         try:
             for line in iter_resp_lines(response.response):
                 if line:
