@@ -8,32 +8,33 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 test: lint unit e2e  ## Lint, type-check, unit tests, then e2e tests on the sandbox.
 
-$(VENV)/.synced: pyproject.toml requirements.lock tools/python-env.sh
+$(VENV)/.synced: pyproject.toml sandbox/pyproject.toml requirements-dev.in requirements.lock tools/python-env.sh
 	tools/python-env.sh
 	touch $@
 
 tools:  ## Build (or reuse) the sandbox's Go binaries.
 	tools/build.sh
 
-lint: $(VENV)/.synced
-	ruff check operator tests bench
-	ruff format --check operator tests bench
+lint: $(VENV)/.synced  ## ruff, mypy, and the import layers (.importlinter).
+	ruff check operator sandbox tests bench
+	ruff format --check operator sandbox tests bench
 	mypy
+	lint-imports
 
 unit: $(VENV)/.synced
-	pytest tests/unit -q
+	pytest tests/unit sandbox/tests/unit -q
 
 e2e: $(VENV)/.synced tools
-	pytest tests/e2e -q -m e2e
+	pytest tests/e2e sandbox/tests/e2e -q -m e2e
 
 sandbox: $(VENV)/.synced tools  ## Start the sandbox in the background; writes .sandbox/env.
-	$(PY) -m pinpoint_export_operator sandbox up
+	$(PY) -m pinpoint_export_sandbox up
 
 sandbox-down: $(VENV)/.synced
-	$(PY) -m pinpoint_export_operator sandbox down
+	$(PY) -m pinpoint_export_sandbox down
 
 demo: $(VENV)/.synced tools  ## The operator end to end on the sandbox (starts it if needed).
-	$(PY) -m pinpoint_export_operator sandbox demo
+	$(PY) -m pinpoint_export_sandbox demo
 
 bench: $(VENV)/.synced tools  ## Benchmarks; results in bench/results/.
 	$(PY) bench/copier_bench.py

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from boto3.s3.transfer import TransferConfig
 
-from pinpoint_export_operator.sandbox.s3server import S3Credentials, S3Server
+from pinpoint_export_sandbox.s3server import S3Credentials, S3Server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

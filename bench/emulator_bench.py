@@ -20,9 +20,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from pinpoint_export_operator.sandbox import process
-from pinpoint_export_operator.sandbox.emulator import EmulatorAdmin
-from pinpoint_export_operator.sandbox.s3server import S3Server
+from pinpoint_export_sandbox import process
+from pinpoint_export_sandbox.emulator import EmulatorAdmin
+from pinpoint_export_sandbox.s3server import S3Server
 
 ROOT = Path(__file__).resolve().parent
 log = logging.getLogger("emulator_bench")
@@ -41,7 +41,7 @@ def run(count: int, piece_size: int, workdir: Path) -> dict[str, Any]:
         s3.client().create_bucket(Bucket="bench")
         port = process.free_port()
         emulator_log = workdir / "emulator.log"
-        argv = [sys.executable, "-m", "pinpoint_export_operator", "sandbox", "emulator"]
+        argv = [sys.executable, "-m", "pinpoint_export_sandbox", "emulator"]
         options = [f"--port={port}", "--step-seconds=0", f"--piece-size={piece_size}"]
         child = process.start([*argv, *options], emulator_log, env={**os.environ, **s3.env()})
         try:

@@ -24,9 +24,9 @@ from typing import Any
 from kubernetes import client
 
 from pinpoint_export_operator import api as names
-from pinpoint_export_operator.sandbox import binaries, demo, process, storage, supervisor
-from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
-from pinpoint_export_operator.sandbox.stack import SandboxEnv
+from pinpoint_export_sandbox import binaries, demo, process, storage, supervisor
+from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_sandbox.stack import SandboxEnv
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates or refreshes the project's virtual environment (.venv) from requirements.lock.
+# Creates or refreshes the project's virtual environment (.venv) from requirements.lock, with
+# both distributions of the repository (the operator and its sandbox) installed editable.
 # uv and its package cache live outside the repository, so a fresh clone installs in seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,8 +14,11 @@ fi
 export UV_CACHE_DIR="$cache/uv-cache" UV_PYTHON_DOWNLOADS=never
 cd "$root"
 if [[ ${1:-} == --lock ]]; then
-  exec "$uv" pip compile --quiet --python-version 3.11 --extra dev --universal -o requirements.lock pyproject.toml
+  # The two local distributions are installed editable below, never pinned.
+  exec "$uv" pip compile --quiet --python-version 3.11 --universal -o requirements.lock \
+    --no-emit-package pinpoint-export-operator --no-emit-package pinpoint-export-sandbox \
+    requirements-dev.in
 fi
 [[ -x .venv/bin/python ]] || "$uv" venv --quiet --python python3 .venv
 "$uv" pip sync --quiet --python .venv/bin/python requirements.lock
-"$uv" pip install --quiet --python .venv/bin/python --no-deps -e .
+"$uv" pip install --quiet --python .venv/bin/python --no-deps -e . -e ./sandbox

@@ -16,6 +16,9 @@ EXPORTS = "pinpointexports"
 SCHEDULES = "pinpointexportschedules"
 MANAGER = "pinpoint-export-operator"
 
+# A PinpointExport's phases after which nothing more happens to it.
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_EXPORT = f"{GROUP}/export"
 LABEL_SCHEDULE = f"{GROUP}/schedule"
@@ -27,9 +30,8 @@ ANNOTATION_TRIGGERED_BY = f"{GROUP}/triggered-by"
 _MAX_NAME = 63  # a Job's name becomes a label value
 
 
-def run_id(creation_timestamp: str, uid: str) -> str:
+def run_id(created: datetime, uid: str) -> str:
     """`20261128T190628Z-1a2b3c4d`: sortable by time, unique per object, stable across restarts."""
-    created = datetime.fromisoformat(creation_timestamp.replace("Z", "+00:00"))
     return f"{created:%Y%m%dT%H%M%SZ}-{uid.replace('-', '')[:8]}"
 
 

@@ -1,7 +1,7 @@
-"""The `pinpoint-export-operator` command: `run`, `copy` and `sandbox ...`.
+"""The `pinpoint-export-operator` command: `run` (the operator) and `copy` (the copier).
 
-Each subcommand imports its module lazily, so the copier starts fast and the operator image
-needs nothing from the sandbox.
+Each subcommand's module is imported only when chosen, so the copier starts without loading
+Kopf or the Kubernetes client.
 """
 
 from __future__ import annotations
@@ -9,57 +9,40 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-# subcommand path -> (module, help). The module has `add_arguments(parser)` and `main(args)`.
-COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("run",): ("pinpoint_export_operator.settings", "run the operator"),
-    ("copy",): ("pinpoint_export_operator.copier.command", "copy a finished export to a directory"),
-    ("sandbox", "up"): ("pinpoint_export_operator.sandbox.supervisor", "start the sandbox"),
-    ("sandbox", "down"): ("pinpoint_export_operator.sandbox.supervisor", "stop the sandbox"),
-    ("sandbox", "serve"): ("pinpoint_export_operator.sandbox.supervisor", "run the sandbox here"),
-    ("sandbox", "emulator"): (
-        "pinpoint_export_operator.sandbox.emulator.command",
-        "run the Pinpoint emulator alone",
-    ),
-    ("sandbox", "demo"): (
-        "pinpoint_export_operator.sandbox.demo",
-        "run the operator end to end on the sandbox",
-    ),
-    ("sandbox", "provisioner"): (
-        "pinpoint_export_operator.sandbox.provisioner",
-        "run the sandbox's volume provisioner alone",
-    ),
-    ("sandbox", "node-agent"): (
-        "pinpoint_export_operator.sandbox.nodeagent",
-        "run the node agent alone",
-    ),
+# subcommand -> (module, help). The module has `add_arguments(parser)` and `main(args)`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("pinpoint_export_operator.run", "run the operator"),
+    "copy": ("pinpoint_export_operator.copier.command", "copy a finished export to a directory"),
 }
 
 
-def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pinpoint-export-operator", description=__doc__)
-    groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {
-        (): parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    }
-    for path, (module, help_text) in COMMANDS.items():
-        for depth in range(1, len(path)):
-            prefix = path[:depth]
-            if prefix not in groups:
-                sub = groups[prefix[:-1]].add_parser(prefix[-1], help=f"{prefix[-1]} commands")
-                groups[prefix] = sub.add_subparsers(
-                    dest=f"command_{depth}", required=True, metavar="COMMAND"
-                )
-        sub = groups[path[:-1]].add_parser(path[-1], help=help_text, description=help_text)
-        sub.set_defaults(_path=path, _module=module)
+def build_parser(
+    prog: str, description: str | None, commands: Mapping[str, tuple[str, str]], argv: Sequence[str]
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in commands.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module)
         # Only the chosen command's module is imported to add its arguments.
-        if list(path) == list(argv[: len(path)]):
+        if argv[:1] == [name]:
             importlib.import_module(module).add_arguments(sub)
     return parser
 
 
+def dispatch(
+    prog: str,
+    description: str | None,
+    commands: Mapping[str, tuple[str, str]],
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Parse `argv` and run the chosen command's `main`, exiting with its status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(prog, description, commands, args_list).parse_args(args_list)
+    sys.exit(importlib.import_module(args._module).main(args) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
-    module = importlib.import_module(args._module)
-    sys.exit(module.main(args) or 0)
+    dispatch("pinpoint-export-operator", __doc__, COMMANDS, argv)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +13,15 @@ import yaml
 from kubernetes import client
 
 from pinpoint_export_operator import api as names
-from pinpoint_export_operator.sandbox import process
-from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
-from pinpoint_export_operator.sandbox.s3server import S3Credentials
-from pinpoint_export_operator.sandbox.stack import SandboxEnv
+from pinpoint_export_sandbox import process
+from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_sandbox.s3server import S3Credentials
+from pinpoint_export_sandbox.stack import SandboxEnv
+from pinpoint_export_sandbox.testing import Kubectl
 
 from .operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 BUCKET = "pinpoint-exports"
 ROLE_ARN = "arn:aws:iam::123456789012:role/PinpointExportToS3"
 

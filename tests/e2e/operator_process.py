@@ -9,8 +9,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from pinpoint_export_operator.sandbox import process
-from pinpoint_export_operator.sandbox.stack import SandboxEnv
+from pinpoint_export_sandbox import process
+from pinpoint_export_sandbox.stack import SandboxEnv
 
 # Any image whose repository ends in pinpoint-export-operator runs the installed package
 # on the sandbox's node agent, as the real image would.

@@ -24,8 +24,8 @@ from pinpoint_export_operator.copier.exitcodes import PERMANENT, RETRYABLE, USAG
 from pinpoint_export_operator.copier.pipeline import MiB, Options, copy_run
 from pinpoint_export_operator.copier.safepaths import plan_names
 from pinpoint_export_operator.copier.source import parse_s3_url
-from pinpoint_export_operator.sandbox import process
-from pinpoint_export_operator.sandbox.s3server import S3Credentials
+from pinpoint_export_sandbox import process
+from pinpoint_export_sandbox.s3server import S3Credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pinpoint_export_operator import api as names
-from pinpoint_export_operator.sandbox import process
-from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
-from pinpoint_export_operator.sandbox.s3server import S3Credentials
+from pinpoint_export_sandbox import process
+from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_sandbox.s3server import S3Credentials
 
 from .conftest import BUCKET, Exports
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from pinpoint_export_operator.sandbox import process
+from pinpoint_export_sandbox import process
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from pinpoint_export_operator.sandbox import process
-from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_sandbox import process
+from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 
 from .conftest import Exports, Kubectl
 from .operator_process import OperatorProcess

@@ -11,8 +11,8 @@ import pytest
 from kubernetes import client
 
 from pinpoint_export_operator import api as names
-from pinpoint_export_operator.sandbox import process
-from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_sandbox import process
+from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 
 from .conftest import BUCKET, ROLE_ARN, Exports
 from .operator_process import OperatorProcess

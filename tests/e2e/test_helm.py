@@ -27,9 +27,9 @@ import yaml
 from kubernetes import client
 
 from pinpoint_export_operator import api as names
-from pinpoint_export_operator.sandbox import binaries, process, storage
-from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
-from pinpoint_export_operator.sandbox.stack import SandboxEnv
+from pinpoint_export_sandbox import binaries, process, storage
+from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_sandbox.stack import SandboxEnv
 
 from .conftest import ROOT, Kubectl, export_manifest, read_export, wait_phase
 from .operator_process import OperatorProcess

@@ -19,9 +19,9 @@ import yaml
 from kubernetes import client
 
 from pinpoint_export_operator import api as names
-from pinpoint_export_operator.sandbox import process
-from pinpoint_export_operator.sandbox.emulator.admin import EmulatorAdmin
-from pinpoint_export_operator.sandbox.s3server import S3Credentials
+from pinpoint_export_sandbox import process
+from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_sandbox.s3server import S3Credentials
 
 from .conftest import ROOT, Kubectl, export_manifest
 from .operator_process import OperatorProcess

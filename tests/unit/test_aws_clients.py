@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pinpoint_export_operator import aws
-from pinpoint_export_operator.aws import AwsCalls, Identity, StaticCredentials
+from pinpoint_export_operator.runtime import aws
+from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, StaticCredentials
 
 
 def identity(key: str) -> Identity:

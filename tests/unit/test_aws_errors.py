@@ -5,8 +5,9 @@ from __future__ import annotations
 import botocore.exceptions
 import pytest
 
-from pinpoint_export_operator.aws import classify
-from pinpoint_export_operator.reconciler import BACKOFF_CAP, backoff
+from pinpoint_export_operator.runtime.aws import classify
+from pinpoint_export_operator.runtime.backoff import CAP as BACKOFF_CAP
+from pinpoint_export_operator.runtime.backoff import backoff
 
 
 def client_error(code: str, status: int) -> botocore.exceptions.ClientError:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from botocore import exceptions as botocore_errors
 
+from pinpoint_export_operator.runtime.errors import is_transient_status
+
 OK = 0
 INTERNAL = 1
 USAGE = 2
@@ -158,7 +160,7 @@ def _classify_client_error(error: botocore_errors.ClientError, message: str) -> 
     reason = code or f"HTTP{status}"
     if code in _PERMANENT_S3_CODES:
         return Outcome(PERMANENT, reason, message)
-    if code in _RETRYABLE_S3_CODES or status >= 500 or status == 429:
+    if code in _RETRYABLE_S3_CODES or is_transient_status(status):
         return Outcome(RETRYABLE, reason, message)
     if 400 <= status < 500:
         return Outcome(PERMANENT, reason, message)

@@ -57,7 +57,7 @@ def make_client(
     from botocore.config import Config
 
     # The operator's own session builder: the copier assumes roles exactly as the operator does.
-    from pinpoint_export_operator.aws import Identity, session_for
+    from pinpoint_export_operator.runtime.aws import Identity, session_for
 
     # S3-compatible servers (versitygw, MinIO, Ceph) are reached by path, not by a bucket
     # subdomain; AWS itself still answers both.

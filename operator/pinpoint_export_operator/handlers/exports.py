@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 from pinpoint_export_operator import api
-from pinpoint_export_operator.export_state import is_active
+from pinpoint_export_operator.exports.state import is_active
+from pinpoint_export_operator.exports.status import ExportStatus
 
 
 def _active(status: kopf.Status, **_: Any) -> bool:
-    return is_active(dict(status))
+    return is_active(cast(ExportStatus, dict(status)))
 
 
 # A daemon rather than a fixed-interval timer: each export polls at its own

@@ -1,4 +1,8 @@
-"""Operator start-up and shut-down: Kopf's settings and the shared clients."""
+"""Operator start-up and shut-down: Kopf's settings, and everything the handlers use.
+
+The one startup handler builds both reconcilers, their clients and the metrics endpoint from
+the configuration in `memo.config`, and puts them in the memo for the handlers to use.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,17 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
-from pinpoint_export_operator import api, metrics
-from pinpoint_export_operator.aws import AwsCalls
-from pinpoint_export_operator.kube import Kube
-from pinpoint_export_operator.reconciler import ExportReconciler, Wakeups
-from pinpoint_export_operator.settings import OperatorConfig
+from pinpoint_export_operator import api
+from pinpoint_export_operator.config import OperatorConfig
+from pinpoint_export_operator.exports.kube import Kube
+from pinpoint_export_operator.exports.reconciler import ExportReconciler
+from pinpoint_export_operator.runtime import metrics
+from pinpoint_export_operator.runtime.aws import AwsCalls
+from pinpoint_export_operator.runtime.wakeups import Wakeups
+from pinpoint_export_operator.schedules.kube import ScheduleKube
+from pinpoint_export_operator.schedules.reconciler import ScheduleReconciler
+
+SCHEDULES_API_POOL = 4  # schedules make a few calls a minute at most
 
 
 @kopf.on.startup()
@@ -41,6 +51,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         cfg.defaults,
         Wakeups(),
     )
+    memo.schedules = ScheduleReconciler(ScheduleKube(api_client(SCHEDULES_API_POOL)), Wakeups())
     if cfg.metrics_port:
         memo.metrics = await metrics.serve(cfg.metrics_port)
 

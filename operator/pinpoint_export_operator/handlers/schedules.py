@@ -19,18 +19,6 @@ from typing import Any
 import kopf
 
 from pinpoint_export_operator import api
-from pinpoint_export_operator.export_state import TERMINAL_PHASES
-from pinpoint_export_operator.handlers.lifecycle import api_client
-from pinpoint_export_operator.reconciler import Wakeups
-from pinpoint_export_operator.schedule_kube import ScheduleKube
-from pinpoint_export_operator.schedule_reconciler import ScheduleReconciler
-
-API_POOL = 4  # schedules make a few calls a minute at most
-
-
-@kopf.on.startup()
-def start_schedules(memo: kopf.Memo, **_: Any) -> None:
-    memo.schedules = ScheduleReconciler(ScheduleKube(api_client(API_POOL)), Wakeups())
 
 
 @kopf.daemon(api.GROUP, api.VERSION, api.SCHEDULES, cancellation_timeout=5.0)
@@ -57,7 +45,7 @@ def export_of_schedule_changed(
 ) -> None:
     # A run that finished or went away frees a Forbid schedule, updates lastSuccessfulTime and
     # may exceed a history limit; progress within a run changes nothing for its schedule.
-    if type == "DELETED" or (body.get("status") or {}).get("phase") in TERMINAL_PHASES:
+    if type == "DELETED" or (body.get("status") or {}).get("phase") in api.TERMINAL_PHASES:
         for owner in body.metadata.get("ownerReferences", []):
             if owner.get("controller"):
                 memo.schedules.wakeups.poke(owner["uid"])

@@ -1,0 +1,9 @@
+"""PinpointExport: one export run, from the Pinpoint job to verified files on a volume.
+
+- `state`: the whole decision as pure functions (status + observation -> next status, Events).
+- `status`: the status's shape, as the CRD declares it.
+- `reconciler`: the loop that performs the decisions, records them and waits.
+- `pinpoint`: the Pinpoint adapter (the three export calls).
+- `kube`: the Kubernetes adapter (status, copy Job, credentials Secret).
+- `copy_job`: the copy Job's manifest, built as plain data.
+"""

@@ -1,0 +1,154 @@
+"""The copy Job's manifest, built as plain data from the export (no I/O).
+
+The pod passes Pod Security `restricted`: non-root, read-only root filesystem, no privilege
+escalation, all capabilities dropped, RuntimeDefault seccomp. It has no ServiceAccount token:
+the copier never talks to Kubernetes. Credentials reach it by secretKeyRef, never copied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pinpoint_export_operator import api
+from pinpoint_export_operator.config import CopierDefaults
+from pinpoint_export_operator.copier.exitcodes import PERMANENT_EXIT_CODES
+from pinpoint_export_operator.exports.state import Export
+from pinpoint_export_operator.runtime.objects import controller_reference
+
+CONTAINER = "copier"
+DATA_MOUNT = "/data"
+NONROOT_UID = 65532
+SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def image_refusal(export: Export, defaults: CopierDefaults) -> str | None:
+    """Why the export's copy.image may not run, or None if it may."""
+    image = export.spec.get("copy", {}).get("image")
+    if not image or image == defaults.image or image.startswith(defaults.allowed_images):
+        return None
+    allowed = ", ".join(defaults.allowed_images) or "none besides the default"
+    return (
+        f"spec.copy.image {image!r} is not allowed by the operator "
+        f"(--allowed-copier-images: {allowed})"
+    )
+
+
+def build(export: Export, defaults: CopierDefaults) -> dict[str, Any]:
+    spec = export.spec
+    options = spec.get("copy", {})
+    name = api.copy_job_name(export.name)
+    labels = {
+        api.LABEL_MANAGED_BY: api.MANAGER,
+        api.LABEL_EXPORT: export.name,
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NONROOT_UID,
+            "runAsGroup": NONROOT_UID,
+            "fsGroup": NONROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": CONTAINER,
+                "image": options.get("image") or defaults.image,
+                "args": _copier_args(export, defaults),
+                "env": _env(spec),
+                "resources": options.get(
+                    "resources",
+                    {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                ),
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": [{"name": "destination", "mountPath": DATA_MOUNT}],
+            }
+        ],
+        "volumes": [
+            {
+                "name": "destination",
+                "persistentVolumeClaim": {"claimName": spec["destination"]["claimName"]},
+            }
+        ],
+    }
+    for key in ("serviceAccountName", "nodeSelector", "tolerations"):
+        if key in options:
+            pod_spec[key] = options[key]
+    job_spec: dict[str, Any] = {
+        "backoffLimit": options.get("backoffLimit", 3),
+        # A permanent failure (bad credentials, hostile keys, ...) fails the Job at once
+        # instead of spending its backoffLimit.
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": CONTAINER,
+                        "operator": "In",
+                        "values": list(PERMANENT_EXIT_CODES),
+                    },
+                },
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    for key in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+        if key in options:
+            job_spec[key] = options[key]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": export.namespace,
+            "labels": labels,
+            "ownerReferences": [
+                controller_reference(api.API_VERSION, "PinpointExport", export.name, export.uid)
+            ],
+        },
+        "spec": job_spec,
+    }
+
+
+def _copier_args(export: Export, defaults: CopierDefaults) -> list[str]:
+    spec = export.spec
+    args = ["copy", f"--source={export.s3_url}", f"--dest={DATA_MOUNT}/{export.output_path}"]
+    region = spec.get("region") or defaults.region
+    if region:
+        args.append(f"--region={region}")
+    endpoint = spec.get("s3EndpointUrl") or defaults.s3_endpoint_url
+    if endpoint:
+        args.append(f"--endpoint-url={endpoint}")
+    assume = spec.get("credentials", {}).get("assumeRoleArn")
+    if assume:
+        args.append(f"--assume-role-arn={assume}")
+    if spec.get("copy", {}).get("decompress"):
+        args.append("--decompress")
+    return args
+
+
+def _env(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    secret = spec.get("credentials", {}).get("secretRef", {}).get("name")
+    if not secret:
+        return []
+    return [
+        {
+            "name": key,
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": secret,
+                    "key": key,
+                    "optional": key == "AWS_SESSION_TOKEN",
+                }
+            },
+        }
+        for key in SECRET_KEYS
+    ]

@@ -1,0 +1,338 @@
+"""The life of a PinpointExport, as pure functions: status + observation → next status.
+
+Phases: Pending → Exporting → Copying → Succeeded | Failed. The reconciler asks `next_action`
+what to do, performs it through the adapters, and hands what it saw to `advance`, which returns
+the new status, the Events to post and whether to come back at once. Nothing here does I/O, so
+every transition is unit-tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from pinpoint_export_operator import api
+from pinpoint_export_operator.exports.status import ExportJobStatus, ExportStatus
+from pinpoint_export_operator.runtime import conditions, timestamps
+from pinpoint_export_operator.runtime.errors import CloudError
+from pinpoint_export_operator.runtime.events import Event
+
+Status = ExportStatus
+Spec = dict[str, Any]
+
+# Pinpoint's job statuses (JobStatus in its service model).
+PINPOINT_DONE = "COMPLETED"
+PINPOINT_FAILED = ("FAILED", "FAILING")
+MAX_FAILURES = 10
+
+
+@dataclass(frozen=True)
+class Export:
+    """What the reconciler knows of the object, besides its status."""
+
+    namespace: str
+    name: str
+    uid: str
+    creation_timestamp: str
+    generation: int | None
+    spec: Spec
+
+    @property
+    def run_id(self) -> str:
+        return api.run_id(timestamps.parse(self.creation_timestamp), self.uid)
+
+    @property
+    def s3_url(self) -> str:
+        return api.run_prefix(self.spec["s3UrlPrefix"], self.namespace, self.name, self.run_id)
+
+    @property
+    def output_path(self) -> str:
+        """The run directory, relative to the root of the claim."""
+        base = self.spec["destination"].get("path", "").strip("/")
+        return f"{base}/{self.run_id}" if base else self.run_id
+
+
+# What the reconciler saw.
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """Pinpoint's ExportJobResponse, reduced to what the status shows."""
+
+    id: str
+    job_status: str
+    completed_pieces: int | None = None
+    total_pieces: int | None = None
+    failed_pieces: int | None = None
+    total_processed: int | None = None
+    total_failures: int | None = None
+    failures: tuple[str, ...] = ()
+    creation_date: str | None = None
+    completion_date: str | None = None
+    adopted: bool = False  # found by its S3 prefix rather than created now
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    name: str
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    finished: Literal["Complete", "Failed"] | None = None
+    failure_message: str = ""
+    summary: dict[str, Any] | None = None  # the copier's termination message
+    created: bool = False
+
+
+@dataclass(frozen=True)
+class CopyJobMissing:
+    name: str
+
+
+Observation = ExportJob | CloudError | CopyJob | CopyJobMissing
+
+
+# What to do next.
+
+
+@dataclass(frozen=True)
+class EnsureExportJob:
+    """Adopt the Pinpoint job whose S3 prefix is this run's, else create it. `search` is False
+    only for the first attempt of a run this process has just started: no job can have its
+    prefix yet, so listing the application's jobs (every page of them) would be wasted."""
+
+    s3_url: str
+    search: bool = True
+
+
+@dataclass(frozen=True)
+class PollExportJob:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class EnsureCopyJob:
+    pass
+
+
+@dataclass(frozen=True)
+class ObserveCopyJob:
+    name: str
+
+
+Action = EnsureExportJob | PollExportJob | EnsureCopyJob | ObserveCopyJob | None
+
+
+@dataclass
+class Outcome:
+    status: Status
+    events: list[Event] = field(default_factory=list)
+    again: bool = False  # act again at once (the next step is ready), not after the interval
+    retry: bool = False  # a transient error: come back after a backoff
+
+
+def is_active(status: Status | None) -> bool:
+    return (status or {}).get("phase") not in api.TERMINAL_PHASES
+
+
+def start(export: Export, status: Status, now: str) -> Outcome:
+    """Record the run id and the run's prefix before anything is created anywhere."""
+    new = copy.deepcopy(status)
+    new["phase"] = "Pending"
+    new["runId"] = export.run_id
+    new["startTime"] = status.get("startTime") or now
+    new["observedGeneration"] = export.generation
+    new["message"] = "Creating the Pinpoint export job"
+    new["exportJob"] = {**status.get("exportJob", {}), "s3Url": export.s3_url}
+    new["conditions"] = _kstatus(new, "Reconciling", "Creating", new["message"], now, export)
+    return Outcome(new, [Event("Normal", "Started", f"Exporting to {export.s3_url}")], again=True)
+
+
+def next_action(status: Status) -> Action:
+    phase = status.get("phase")
+    job = status.get("exportJob", {})
+    if phase == "Pending":
+        return EnsureExportJob(job["s3Url"])
+    if phase == "Exporting":
+        if job.get("jobStatus") == PINPOINT_DONE:
+            return EnsureCopyJob()
+        return PollExportJob(job["id"])
+    if phase == "Copying":
+        return ObserveCopyJob(status["copyJob"]["name"])
+    return None
+
+
+def advance(export: Export, status: Status, seen: Observation, now: str) -> Outcome:
+    """The next status after `seen`: the one place where every transition is decided."""
+    if isinstance(seen, CloudError):
+        if seen.transient:
+            return _retrying(export, status, seen, now)
+        return _fail(export, status, seen.reason, seen.message, now)
+    if isinstance(seen, ExportJob):
+        return _export_job(export, status, seen, now)
+    if isinstance(seen, CopyJobMissing):
+        # Deleted behind our back (or never recorded): create it again; its name is stable.
+        new = copy.deepcopy(status)
+        new["phase"] = "Exporting"
+        return Outcome(new, again=True)
+    return _copy_job(export, status, seen, now)
+
+
+def timed_out(export: Export, status: Status, now: str) -> Outcome | None:
+    """Failed with ExportTimedOut if Pinpoint has run longer than exportTimeoutSeconds."""
+    if status.get("phase") not in ("Pending", "Exporting") or not status.get("startTime"):
+        return None
+    limit = int(export.spec.get("exportTimeoutSeconds", 21600))
+    elapsed = (timestamps.parse(now) - timestamps.parse(status["startTime"])).total_seconds()
+    if elapsed <= limit:
+        return None
+    job = status.get("exportJob", {})
+    message = f"Pinpoint job {job.get('id', '(not created)')} did not finish within {limit}s"
+    return _fail(export, status, "ExportTimedOut", message, now)
+
+
+def _export_job(export: Export, status: Status, job: ExportJob, now: str) -> Outcome:
+    new = copy.deepcopy(status)
+    new["exportJob"] = _job_status(status.get("exportJob", {}), job)
+    events = []
+    if status.get("phase") == "Pending":
+        verb = "Adopted" if job.adopted else "Created"
+        events.append(Event("Normal", f"ExportJob{verb}", f"{verb} Pinpoint export job {job.id}"))
+    if job.job_status in PINPOINT_FAILED:
+        failures = "; ".join(job.failures) or "no failure details"
+        message = f"Pinpoint export job {job.id} ended {job.job_status}: {failures}"
+        if job.job_status == "FAILING":
+            # Still winding down: report it, and poll until Pinpoint says FAILED.
+            new["phase"] = "Exporting"
+            new["message"] = message
+            return Outcome(new, events)
+        failed = _fail(export, new, "PinpointJobFailed", message, now)
+        failed.events[:0] = events
+        return failed
+    new["phase"] = "Exporting"
+    new["progress"] = _progress(job)
+    new["message"] = (
+        f"Pinpoint job {job.id} is {job.job_status}: {new['progress']} pieces, "
+        f"{job.total_processed or 0} endpoints"
+    )
+    new["conditions"] = _kstatus(new, "Reconciling", "Exporting", new["message"], now, export)
+    # COMPLETED leads straight to the copy Job, whose Event tells both.
+    done = job.job_status == PINPOINT_DONE
+    return Outcome(new, events, again=done)
+
+
+def _copy_job(export: Export, status: Status, job: CopyJob, now: str) -> Outcome:
+    new = copy.deepcopy(status)
+    new["copyJob"] = {
+        "name": job.name,
+        "active": job.active,
+        "succeeded": job.succeeded,
+        "failed": job.failed,
+    }
+    events = []
+    if status.get("phase") != "Copying":
+        new["phase"] = "Copying"
+        destination = f"{export.spec['destination']['claimName']}/{export.output_path}"
+        new["message"] = f"Copying the exported files to {destination}"
+        new["conditions"] = _kstatus(new, "Reconciling", "Copying", new["message"], now, export)
+        verb = "Created" if job.created else "Adopted"
+        exported = status.get("exportJob", {})
+        events.append(
+            Event(
+                "Normal",
+                f"CopyJob{verb}",
+                f"Pinpoint exported {exported.get('totalProcessed', 0)} endpoints in "
+                f"{exported.get('totalPieces', 0)} pieces; {verb.lower()} copy Job {job.name}",
+            )
+        )
+    if job.finished == "Failed":
+        message = f"copy Job {job.name} failed: {job.failure_message or 'see its pods logs'}"
+        failed = _fail(export, new, "CopyFailed", message, now)
+        failed.events[:0] = events
+        return failed
+    if job.finished == "Complete":
+        return _succeed(export, new, job, now, events)
+    return Outcome(new, events)
+
+
+def _succeed(
+    export: Export, status: Status, job: CopyJob, now: str, events: list[Event]
+) -> Outcome:
+    summary = job.summary or {}
+    status["phase"] = "Succeeded"
+    status["completionTime"] = now
+    status["output"] = {
+        "claimName": export.spec["destination"]["claimName"],
+        "path": export.output_path,
+        "files": int(summary.get("files", 0)),
+        "bytes": int(summary.get("bytes", 0)),
+        "manifest": f"{export.output_path}/manifest.json",
+    }
+    endpoints = status.get("exportJob", {}).get("totalProcessed", 0)
+    status["message"] = (
+        f"Exported {endpoints} endpoints: {status['output']['files']} files, "
+        f"{status['output']['bytes']} bytes in {status['output']['claimName']}/{export.output_path}"
+    )
+    status["conditions"] = _kstatus(status, "Ready", "Succeeded", status["message"], now, export)
+    return Outcome(status, [*events, Event("Normal", "Succeeded", status["message"])])
+
+
+def _fail(export: Export, status: Status, reason: str, message: str, now: str) -> Outcome:
+    new = copy.deepcopy(status)
+    new["phase"], new["completionTime"], new["message"] = "Failed", now, message
+    new["conditions"] = _kstatus(new, "Stalled", reason, message, now, export)
+    return Outcome(new, [Event("Warning", reason, message)])
+
+
+def _retrying(export: Export, status: Status, error: CloudError, now: str) -> Outcome:
+    new = copy.deepcopy(status)
+    new["message"] = f"Retrying: {error.message}"
+    new["conditions"] = _kstatus(new, "Reconciling", error.reason, new["message"], now, export)
+    # One Warning per kind of trouble, not one per retry.
+    unchanged = status.get("message") == new["message"]
+    events = [] if unchanged else [Event("Warning", error.reason, error.message)]
+    return Outcome(new, events, retry=True)
+
+
+def _kstatus(
+    status: Status,
+    state: Literal["Ready", "Reconciling", "Stalled"],
+    reason: str,
+    message: str,
+    now: str,
+    export: Export,
+) -> list[conditions.Condition]:
+    """The three kstatus conditions, with `state` the one that is True."""
+    return conditions.summary(
+        status.get("conditions", []),
+        ready=state == "Ready",
+        reconciling=state == "Reconciling",
+        stalled=state == "Stalled",
+        reason=reason,
+        message=message,
+        now=now,
+        generation=export.generation,
+    )
+
+
+def _job_status(previous: ExportJobStatus, job: ExportJob) -> ExportJobStatus:
+    fields: dict[str, Any] = {
+        "id": job.id,
+        "jobStatus": job.job_status,
+        "completedPieces": job.completed_pieces,
+        "totalPieces": job.total_pieces,
+        "failedPieces": job.failed_pieces,
+        "totalProcessed": job.total_processed,
+        "totalFailures": job.total_failures,
+        "failures": list(job.failures[:MAX_FAILURES]),
+        "creationDate": job.creation_date,
+        "completionDate": job.completion_date,
+    }
+    # What Pinpoint left out keeps its last value.
+    merged = {**previous, **{k: v for k, v in fields.items() if v not in (None, [])}}
+    return cast(ExportJobStatus, merged)
+
+
+def _progress(job: ExportJob) -> str:
+    return f"{job.completed_pieces or 0}/{job.total_pieces or 0}" if job.total_pieces else "0/?"

@@ -1,0 +1,188 @@
+"""boto3 clients for each export's identity, and blocking AWS calls kept off the event loop.
+
+Every call runs in a bounded thread pool behind a semaphore, so a thousand exports neither
+starve the event loop nor open a thousand connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import boto3
+import botocore.exceptions
+import botocore.loaders
+from botocore.config import Config
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    DeferredRefreshableCredentials,
+)
+
+from pinpoint_export_operator.runtime.errors import CloudError, is_transient_status
+
+T = TypeVar("T")
+SESSION_NAME = "pinpoint-export-operator"
+# botocore's "standard" retry mode already backs off with jitter on throttling and 5xx; two
+# attempts keep a poll short, and the reconciler's own backoff covers longer trouble.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2}, connect_timeout=10, read_timeout=30
+)
+
+_TRANSIENT_CODES = {
+    "TooManyRequestsException": "Throttled",
+    "ThrottlingException": "Throttled",
+    "Throttling": "Throttled",
+    "RequestLimitExceeded": "Throttled",
+    "InternalServerErrorException": "ServiceUnavailable",
+    "ServiceUnavailable": "ServiceUnavailable",
+    "ServiceUnavailableException": "ServiceUnavailable",
+}
+_TERMINAL_CODES = {
+    "NotFoundException": "NotFound",
+    "ForbiddenException": "AccessDenied",
+    "AccessDenied": "AccessDenied",
+    "AccessDeniedException": "AccessDenied",
+    "UnrecognizedClientException": "AccessDenied",
+    "InvalidClientTokenId": "AccessDenied",
+    "ExpiredTokenException": "AccessDenied",
+    "BadRequestException": "InvalidRequest",
+    "PayloadTooLargeException": "InvalidRequest",
+    "MethodNotAllowedException": "InvalidRequest",
+    "ConflictException": "InvalidRequest",
+}
+
+
+def classify(error: Exception, operation: str) -> CloudError:
+    """Which failures a retry can fix (throttling, 5xx, network) and which it cannot."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        message = error.response.get("Error", {}).get("Message") or str(error)
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        text = f"{operation}: {code}: {message}"
+        if code in _TRANSIENT_CODES:
+            return CloudError(_TRANSIENT_CODES[code], text, transient=True)
+        if code in _TERMINAL_CODES:
+            return CloudError(_TERMINAL_CODES[code], text, transient=False)
+        if is_transient_status(status):
+            return CloudError("ServiceUnavailable", text, transient=True)
+        return CloudError("UnexpectedResponse", text, transient=False)
+    if isinstance(
+        error,
+        botocore.exceptions.EndpointConnectionError
+        | botocore.exceptions.ConnectionClosedError
+        | botocore.exceptions.ReadTimeoutError
+        | botocore.exceptions.ConnectTimeoutError,
+    ):
+        return CloudError("EndpointUnreachable", f"{operation}: {error}", transient=True)
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        message = f"{operation}: no AWS credentials: set spec.credentials or an operator identity"
+        return CloudError("NoCredentials", message, transient=False)
+    if isinstance(error, botocore.exceptions.ParamValidationError):
+        return CloudError("InvalidSpec", f"{operation}: {error}", transient=False)
+    if isinstance(error, KeyError | TypeError | ValueError):
+        return CloudError(
+            "UnexpectedResponse", f"{operation}: unexpected response: {error!r}", False
+        )
+    raise error
+
+
+@dataclass(frozen=True)
+class StaticCredentials:
+    """Keys read from the export's Secret; `repr` never shows them."""
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    source: str = ""  # namespace/name@resourceVersion, to tell versions apart in the cache
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where an export's calls go and as whom."""
+
+    region: str | None
+    endpoint_url: str | None
+    credentials: StaticCredentials | None = None
+    assume_role_arn: str | None = None
+
+
+# Identities in use at once, roughly; beyond that the least recently used client goes (the
+# one of a Secret since rotated, say), so the cache never grows with the operator's age.
+MAX_CLIENTS = 64
+
+
+class AwsCalls:
+    """Runs blocking boto3 calls in a bounded pool; caches one client per identity."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="aws")
+        # A connection per worker thread, or urllib3 discards and reopens them under load.
+        self._config = CLIENT_CONFIG.merge(Config(max_pool_connections=concurrency))
+        # One loader for every session: the service model is parsed once (~9 MB for
+        # Pinpoint) rather than once per identity.
+        self._loader = botocore.loaders.create_loader()
+        self._clients: dict[tuple[str, Identity], Any] = {}  # least recently used first
+        self._lock = threading.Lock()
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        async with self._semaphore:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
+
+    def client(self, service: str, identity: Identity) -> Any:
+        """A client per (service, identity): creating one costs tens of milliseconds."""
+        key = (service, identity)
+        with self._lock:
+            client = self._clients.pop(key, None)
+            if client is None:
+                client = session_for(identity, self._loader).client(
+                    service,  # type: ignore[call-overload]
+                    region_name=identity.region,
+                    endpoint_url=identity.endpoint_url,
+                    config=self._config,
+                )
+            self._clients[key] = client
+            while len(self._clients) > MAX_CLIENTS:
+                del self._clients[next(iter(self._clients))]
+            return client
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def session_for(
+    identity: Identity, loader: botocore.loaders.Loader | None = None
+) -> boto3.session.Session:
+    """A boto3 session as `identity`: its keys or the default chain, then the role it assumes;
+    with `loader`, service models come from (and stay in) that shared cache."""
+    creds = identity.credentials
+    if creds is not None:
+        session = boto3.session.Session(
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            aws_session_token=creds.session_token,
+            region_name=identity.region,
+        )
+    else:
+        session = boto3.session.Session(region_name=identity.region)
+    if loader is not None:
+        session._session.register_component("data_loader", loader)
+    if identity.assume_role_arn:
+        # Cross-account: assume the role with the identity above, refreshed before expiry.
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator=session._session.create_client,
+            source_credentials=session._session.get_credentials(),
+            role_arn=identity.assume_role_arn,
+            extra_args={"RoleSessionName": SESSION_NAME},
+        )
+        # botocore has no public setter for refreshable credentials; this is its own idiom.
+        session._session._credentials = DeferredRefreshableCredentials(  # type: ignore[attr-defined]
+            refresh_using=fetcher.fetch_credentials, method="assume-role"
+        )
+    return session

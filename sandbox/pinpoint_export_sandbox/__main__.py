@@ -1,0 +1,3 @@
+from pinpoint_export_sandbox.cli import main
+
+main()

@@ -1,0 +1,16 @@
+"""A local emulator of Amazon Pinpoint's endpoint-export API, exact to botocore.
+
+- `model`: the rest-json protocol, driven by botocore's service model.
+- `state`: apps, endpoints, segments and export jobs; one method per operation.
+- `synthetic`, `segments`: seeded endpoints and the segments that select them.
+- `jobs`, `export`: export jobs through their statuses, writing .gz pieces to S3.
+- `faults`, `app`: fault injection and the HTTP server (`Emulator` runs it in a thread).
+- `admin`: the client of the admin path; `command`: the CLI.
+"""
+
+from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin, EmulatorAdminError
+from pinpoint_export_sandbox.emulator.app import Emulator, EmulatorConfig
+from pinpoint_export_sandbox.emulator.faults import Faults
+from pinpoint_export_sandbox.emulator.jobs import Timing
+
+__all__ = ["Emulator", "EmulatorAdmin", "EmulatorAdminError", "EmulatorConfig", "Faults", "Timing"]

@@ -1,0 +1,330 @@
+"""The emulator's HTTP server: Pinpoint's API, SigV4 scope check, faults and the admin path."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from pinpoint_export_sandbox.emulator.admin import ADMIN_PATH, EmulatorAdmin
+from pinpoint_export_sandbox.emulator.export import PieceWriter, s3_client
+from pinpoint_export_sandbox.emulator.faults import FaultInjector, Faults
+from pinpoint_export_sandbox.emulator.jobs import JobRunner, Timing
+from pinpoint_export_sandbox.emulator.model import (
+    ApiError,
+    Protocol,
+    WireResponse,
+    service_model,
+    unmodeled_error,
+)
+from pinpoint_export_sandbox.emulator.state import Pinpoint
+
+if TYPE_CHECKING:
+    from pinpoint_export_sandbox.s3server import S3Credentials
+
+log = logging.getLogger(__name__)
+SIGNING_NAME: str = service_model().signing_name
+_SCOPE = re.compile(r"[^/\s,]+/\d{8}/([^/\s,]+)/([^/\s,]+)/aws4_request")
+_APP_ID = re.compile(r"[0-9a-f]{32}")
+MAX_BODY = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    timing: Timing = field(default_factory=Timing)
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    export_workers: int = 4
+
+
+def check_signature(headers: Mapping[str, str], query: Mapping[str, str]) -> WireResponse | None:
+    """Refuse what AWS's front door refuses: no SigV4, or SigV4 scoped to another service.
+
+    The signature itself is not verified, so any credentials work.
+    """
+    authorization = headers.get("Authorization", "")
+    if authorization.startswith("AWS4-HMAC-SHA256 "):
+        credential = re.search(r"Credential=(\S+?),", authorization)
+        complete = "SignedHeaders=" in authorization and "Signature=" in authorization
+        if credential is None or not complete or "X-Amz-Date" not in headers:
+            return unmodeled_error(
+                403,
+                "IncompleteSignatureException",
+                "Authorization header requires 'Credential', 'Signature', 'SignedHeaders' and "
+                "'X-Amz-Date'.",
+            )
+        scope = credential.group(1)
+    elif "X-Amz-Credential" in query:
+        scope = query["X-Amz-Credential"]
+    else:
+        return unmodeled_error(
+            403, "MissingAuthenticationTokenException", "Missing Authentication Token"
+        )
+    match = _SCOPE.fullmatch(scope)
+    if match is None or match.group(2) != SIGNING_NAME:
+        return unmodeled_error(
+            403,
+            "InvalidSignatureException",
+            f"Credential should be scoped to correct service: '{SIGNING_NAME}'. ",
+        )
+    return None
+
+
+class EmulatorService:
+    """One emulated Pinpoint: state, faults, counters, export jobs, and the HTTP handlers."""
+
+    def __init__(self, config: EmulatorConfig, writer: PieceWriter) -> None:
+        self.config = config
+        self.protocol = Protocol()
+        self.faults = FaultInjector()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.runner = JobRunner(writer, self.faults, config.timing, config.export_workers)
+        self.pinpoint = self._new_state()
+
+    def _new_state(self) -> Pinpoint:
+        return Pinpoint(self.config.region, self.config.account_id, on_export=self.runner.start)
+
+    def web_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        admin: list[tuple[str, str, Callable[[web.Request], Awaitable[Any]]]] = [
+            ("GET", "/health", self._health),
+            ("POST", "/apps", self._create_app),
+            ("POST", "/apps/{application_id}/seed", self._seed),
+            ("GET", "/faults", self._get_faults),
+            ("PUT", "/faults", self._set_faults),
+            ("GET", "/counters", self._counters),
+            ("POST", "/reset", self._reset),
+        ]
+        for method, path, handler in admin:
+            app.router.add_route(method, ADMIN_PATH + path, _json_handler(handler))
+        app.router.add_route("*", "/{tail:.*}", self.pinpoint_handler)
+
+        async def close(_: web.Application) -> None:
+            await self.runner.close()
+
+        app.on_cleanup.append(close)
+        return app
+
+    async def pinpoint_handler(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        started = time.monotonic()
+        wire = await self._serve(request, request_id)
+        log.debug(
+            "%s %s -> %d (%.1f ms)",
+            request.method,
+            request.rel_url,
+            wire.status,
+            (time.monotonic() - started) * 1000,
+        )
+        headers = {**wire.headers, "x-amzn-RequestId": request_id}
+        return web.Response(status=wire.status, headers=headers, body=wire.body)
+
+    async def _serve(self, request: web.Request, request_id: str) -> WireResponse:
+        refusal = check_signature(request.headers, request.query)
+        if refusal is not None:
+            return refusal
+        try:
+            operation, labels = self.protocol.route(request.method, request.rel_url.raw_path)
+            name = operation.name
+            self.counters[name] += 1
+            await self.faults.before(name)
+            body = await request.read()
+            query = {k: request.query.getall(k) for k in set(request.query)}
+            params = self.protocol.parse(operation, labels, query, request.headers, body)
+            output = self.pinpoint.handler(name)(params, request_id)
+            return self.protocol.serialize(operation, output)
+        except ApiError as error:
+            return self.protocol.error(error, request_id)
+        except web.HTTPRequestEntityTooLarge:
+            too_large = ApiError("PayloadTooLargeException", "Request body too large")
+            return self.protocol.error(too_large, request_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            internal = ApiError("InternalServerErrorException", "Internal server error")
+            return self.protocol.error(internal, request_id)
+
+    # The admin path: JSON in, JSON out, never counted, never faulted.
+
+    async def _health(self, request: web.Request) -> Any:
+        return {"status": "ok"}
+
+    async def _create_app(self, request: web.Request) -> Any:
+        document = await _body(request)
+        app_id = str(document.get("application_id") or uuid.uuid4().hex)
+        if not _APP_ID.fullmatch(app_id) or app_id in self.pinpoint.apps:
+            raise web.HTTPBadRequest(reason=f"application_id {app_id!r} is invalid or taken")
+        return self.pinpoint.add_app(str(document.get("name", "emulator")), {}, app_id).response()
+
+    async def _seed(self, request: web.Request) -> Any:
+        document = await _body(request)
+        app = self.pinpoint.apps.get(request.match_info["application_id"])
+        if app is None:
+            raise web.HTTPNotFound(reason="no such application")
+        count = document.get("count")
+        seed = document.get("seed", 0)
+        prefix = document.get("id_prefix", "ep-")
+        if not isinstance(count, int) or count < 0 or not isinstance(seed, int):
+            raise web.HTTPBadRequest(reason="count (>= 0) and seed must be integers")
+        if not isinstance(prefix, str) or not prefix or prefix[-1].isdigit():
+            raise web.HTTPBadRequest(reason="id_prefix must be a string not ending in a digit")
+        block = app.endpoints.seed(count, seed, prefix)
+        log.info("seeded %d endpoints into %s (seed %d)", count, app.id, seed)
+        return {
+            "application_id": app.id,
+            "seeded": count,
+            "start": block.start,
+            "id_prefix": prefix,
+            "seed": seed,
+        }
+
+    async def _get_faults(self, request: web.Request) -> Any:
+        return self.faults.faults.to_json()
+
+    async def _set_faults(self, request: web.Request) -> Any:
+        try:
+            faults = Faults.from_json(await _body(request))
+        except (TypeError, ValueError) as error:
+            raise web.HTTPBadRequest(reason=str(error)) from None
+        await self.faults.configure(faults)
+        log.info("faults: %s", faults)
+        return faults.to_json()
+
+    async def _counters(self, request: web.Request) -> Any:
+        return dict(self.counters)
+
+    async def _reset(self, request: web.Request) -> Any:
+        document = await _body(request)
+        if document.get("state", True):
+            await self.runner.cancel()
+            self.pinpoint = self._new_state()
+        if document.get("faults", True):
+            await self.faults.configure(Faults())
+        if document.get("counters", True):
+            self.counters.clear()
+        return {"status": "reset"}
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        document = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(reason="body must be JSON") from None
+    if not isinstance(document, dict):
+        raise web.HTTPBadRequest(reason="body must be a JSON object")
+    return document
+
+
+def _json_handler(
+    handler: Callable[[web.Request], Awaitable[Any]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def respond(request: web.Request) -> web.Response:
+        try:
+            return web.json_response(await handler(request))
+        except web.HTTPException as error:
+            return web.json_response({"error": error.reason}, status=error.status)
+
+    return respond
+
+
+async def serve(
+    config: EmulatorConfig,
+    s3: S3Credentials | None,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    listening: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve on a bound socket until `stop` is set; `listening` is called once it serves."""
+    writer = PieceWriter(s3_client(s3, config.export_workers))
+    runner = web.AppRunner(EmulatorService(config, writer).web_app(), access_log=None)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        host, port = sock.getsockname()[:2]
+        log.info("Pinpoint emulator listening on http://%s:%d", host, port)
+        listening()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    return socket.create_server((host, port))
+
+
+class Emulator:
+    """The emulator in a background thread with its own event loop, for tests and benchmarks.
+
+    with Emulator(s3) as emulator:
+        boto3.client("pinpoint", endpoint_url=emulator.url, ...)
+    """
+
+    def __init__(
+        self,
+        s3: S3Credentials | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        config: EmulatorConfig | None = None,
+    ) -> None:
+        self.s3 = s3
+        self.config = config or EmulatorConfig()
+        self._sock = bind(host, port)
+        host, port = self._sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def admin(self) -> EmulatorAdmin:
+        return EmulatorAdmin(self.url)
+
+    def env(self) -> dict[str, str]:
+        """botocore's own variable, so an unmodified boto3 `pinpoint` client reaches it."""
+        return {"AWS_ENDPOINT_URL_PINPOINT": self.url}
+
+    def start(self) -> Emulator:
+        self._thread = threading.Thread(target=self._main, name="pinpoint-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(60) or self._error is not None:
+            raise RuntimeError("Pinpoint emulator failed to start") from self._error
+        return self
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await serve(self.config, self.s3, self._sock, self._stop, self._ready.set)
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:
+            self._error = error
+            self._ready.set()
+            log.exception("Pinpoint emulator stopped")
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(30)
+        self._sock.close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,231 @@
+"""Every transition of a PinpointExport, decided without a cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pinpoint_export_operator.exports import state
+from pinpoint_export_operator.exports.state import (
+    CloudError,
+    CopyJob,
+    CopyJobMissing,
+    EnsureCopyJob,
+    EnsureExportJob,
+    Export,
+    ExportJob,
+    ObserveCopyJob,
+    PollExportJob,
+)
+
+T0 = "2026-11-28T10:00:00Z"
+T1 = "2026-11-28T10:00:15Z"
+
+
+def make_export(**spec: Any) -> Export:
+    return Export(
+        namespace="marketing",
+        name="nightly",
+        uid="1a2b3c4d-0000-0000-0000-000000000000",
+        creation_timestamp=T0,
+        generation=1,
+        spec={
+            "applicationId": "0" * 32,
+            "roleArn": "arn:aws:iam::123456789012:role/export",
+            "s3UrlPrefix": "s3://bucket/exports/",
+            "destination": {"claimName": "exports", "path": "pinpoint"},
+            **spec,
+        },
+    )
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def pending() -> dict[str, Any]:
+    return state.start(make_export(), {}, T0).status
+
+
+def exporting(job_status: str = "PROCESSING") -> dict[str, Any]:
+    return state.advance(make_export(), pending(), ExportJob("job1", job_status), T1).status
+
+
+def test_start_records_run_id_and_prefix_before_anything_is_created() -> None:
+    outcome = state.start(make_export(), {}, T0)
+    assert outcome.status["phase"] == "Pending"
+    assert outcome.status["runId"] == "20261128T100000Z-1a2b3c4d"
+    assert outcome.status["exportJob"]["s3Url"] == (
+        "s3://bucket/exports/marketing/nightly/20261128T100000Z-1a2b3c4d/"
+    )
+    assert outcome.again
+    assert [e.reason for e in outcome.events] == ["Started"]
+    assert condition(outcome.status, "Reconciling")["status"] == "True"
+    assert condition(outcome.status, "Ready")["status"] == "False"
+    assert state.next_action(outcome.status) == EnsureExportJob(
+        outcome.status["exportJob"]["s3Url"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("adopted", "reason"), [(False, "ExportJobCreated"), (True, "ExportJobAdopted")]
+)
+def test_created_or_adopted_job_moves_to_exporting(adopted: bool, reason: str) -> None:
+    job = ExportJob("job1", "CREATED", adopted=adopted)
+    outcome = state.advance(make_export(), pending(), job, T1)
+    assert outcome.status["phase"] == "Exporting"
+    assert outcome.status["exportJob"]["id"] == "job1"
+    assert [e.reason for e in outcome.events] == [reason]
+    assert state.next_action(outcome.status) == PollExportJob("job1")
+
+
+@pytest.mark.parametrize(
+    "job_status",
+    ["CREATED", "PREPARING_FOR_INITIALIZATION", "INITIALIZING", "PROCESSING", "COMPLETING"],
+)
+def test_running_statuses_keep_polling(job_status: str) -> None:
+    job = ExportJob("job1", job_status, completed_pieces=1, total_pieces=3, total_processed=40)
+    outcome = state.advance(make_export(), exporting(), job, T1)
+    assert outcome.status["phase"] == "Exporting"
+    assert outcome.status["progress"] == "1/3"
+    assert outcome.status["exportJob"]["jobStatus"] == job_status
+    assert not outcome.again and not outcome.retry
+    assert state.next_action(outcome.status) == PollExportJob("job1")
+
+
+def test_same_observation_twice_changes_nothing() -> None:
+    job = ExportJob("job1", "PROCESSING", completed_pieces=1, total_pieces=3)
+    first = state.advance(make_export(), exporting(), job, T1)
+    second = state.advance(make_export(), first.status, job, "2026-11-28T10:00:30Z")
+    assert second.status == first.status
+    assert second.events == []
+
+
+def test_completed_job_leads_to_the_copy_job_at_once() -> None:
+    job = ExportJob("job1", "COMPLETED", completed_pieces=3, total_pieces=3, total_processed=100)
+    outcome = state.advance(make_export(), exporting(), job, T1)
+    assert outcome.again
+    assert outcome.events == []  # told by the copy Job's Event, one write later
+    assert state.next_action(outcome.status) == EnsureCopyJob()
+    copying = state.advance(
+        make_export(), outcome.status, CopyJob("nightly-copy", created=True), T1
+    )
+    assert copying.status["phase"] == "Copying"
+    assert copying.status["copyJob"]["name"] == "nightly-copy"
+    assert [e.reason for e in copying.events] == ["CopyJobCreated"]
+    assert "exported 100 endpoints in 3 pieces" in copying.events[0].message
+    assert state.next_action(copying.status) == ObserveCopyJob("nightly-copy")
+
+
+def test_failed_job_is_terminal_with_pinpoint_failures_in_the_message() -> None:
+    job = ExportJob("job1", "FAILED", failures=("Bucket does not exist",))
+    outcome = state.advance(make_export(), exporting(), job, T1)
+    status = outcome.status
+    assert status["phase"] == "Failed"
+    assert "Bucket does not exist" in status["message"]
+    assert condition(status, "Stalled") | {"lastTransitionTime": None} == {
+        "type": "Stalled",
+        "status": "True",
+        "reason": "PinpointJobFailed",
+        "message": status["message"],
+        "observedGeneration": 1,
+        "lastTransitionTime": None,
+    }
+    assert condition(status, "Reconciling")["status"] == "False"
+    assert [e.type for e in outcome.events] == ["Warning"]
+    assert state.next_action(status) is None
+    assert not state.is_active(status)
+
+
+def test_failing_job_is_reported_but_polled_until_failed() -> None:
+    outcome = state.advance(make_export(), exporting(), ExportJob("job1", "FAILING"), T1)
+    assert outcome.status["phase"] == "Exporting"
+    assert state.next_action(outcome.status) == PollExportJob("job1")
+
+
+def test_transient_error_retries_and_warns_once() -> None:
+    error = CloudError("Throttled", "GetExportJob: TooManyRequestsException: slow down", True)
+    first = state.advance(make_export(), exporting(), error, T1)
+    assert first.retry
+    assert first.status["phase"] == "Exporting"
+    assert condition(first.status, "Reconciling")["reason"] == "Throttled"
+    assert [e.reason for e in first.events] == ["Throttled"]
+    again = state.advance(make_export(), first.status, error, T1)
+    assert again.events == []
+
+
+def test_terminal_error_fails() -> None:
+    error = CloudError("NotFound", "CreateExportJob: NotFoundException: no app", False)
+    outcome = state.advance(make_export(), pending(), error, T1)
+    assert outcome.status["phase"] == "Failed"
+    assert condition(outcome.status, "Stalled")["reason"] == "NotFound"
+
+
+def test_export_timeout() -> None:
+    export = make_export(exportTimeoutSeconds=60)
+    status = exporting()
+    assert state.timed_out(export, status, "2026-11-28T10:00:59Z") is None
+    outcome = state.timed_out(export, status, "2026-11-28T10:01:01Z")
+    assert outcome is not None
+    assert outcome.status["phase"] == "Failed"
+    assert condition(outcome.status, "Stalled")["reason"] == "ExportTimedOut"
+
+
+def copying() -> dict[str, Any]:
+    done = state.advance(
+        make_export(), exporting(), ExportJob("job1", "COMPLETED", total_processed=7), T1
+    )
+    return state.advance(
+        make_export(), done.status, CopyJob("nightly-copy", created=True), T1
+    ).status
+
+
+def test_copy_success_fills_output_and_ready() -> None:
+    summary = {"files": 3, "bytes": 1234, "seconds": 0.5}
+    job = CopyJob("nightly-copy", succeeded=1, finished="Complete", summary=summary)
+    outcome = state.advance(make_export(), copying(), job, T1)
+    status = outcome.status
+    assert status["phase"] == "Succeeded"
+    assert status["output"] == {
+        "claimName": "exports",
+        "path": "pinpoint/20261128T100000Z-1a2b3c4d",
+        "files": 3,
+        "bytes": 1234,
+        "manifest": "pinpoint/20261128T100000Z-1a2b3c4d/manifest.json",
+    }
+    assert condition(status, "Ready")["status"] == "True"
+    assert condition(status, "Reconciling")["status"] == "False"
+    assert [e.reason for e in outcome.events] == ["Succeeded"]
+
+
+def test_copy_failure_is_terminal() -> None:
+    job = CopyJob(
+        "nightly-copy", failed=1, finished="Failed", failure_message="BackoffLimitExceeded"
+    )
+    outcome = state.advance(make_export(), copying(), job, T1)
+    assert outcome.status["phase"] == "Failed"
+    assert condition(outcome.status, "Stalled")["reason"] == "CopyFailed"
+    assert "BackoffLimitExceeded" in outcome.status["message"]
+
+
+def test_copy_job_running_updates_counts_only() -> None:
+    outcome = state.advance(make_export(), copying(), CopyJob("nightly-copy", active=1), T1)
+    assert outcome.status["phase"] == "Copying"
+    assert outcome.status["copyJob"]["active"] == 1
+    assert outcome.events == []
+
+
+def test_missing_copy_job_is_created_again() -> None:
+    outcome = state.advance(make_export(), copying(), CopyJobMissing("nightly-copy"), T1)
+    assert outcome.again
+    assert state.next_action(outcome.status) == EnsureCopyJob()
+
+
+def test_condition_transition_time_moves_only_on_flip() -> None:
+    status = exporting()
+    before = condition(status, "Reconciling")["lastTransitionTime"]
+    later = state.advance(
+        make_export(), status, ExportJob("job1", "PROCESSING"), "2026-11-28T11:00:00Z"
+    )
+    assert condition(later.status, "Reconciling")["lastTransitionTime"] == before

@@ -1,0 +1,177 @@
+"""The schedule reconciler with a fake Kubernetes adapter: what it creates, patches and posts."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from pinpoint_export_operator import api
+from pinpoint_export_operator.runtime import events as events_module
+from pinpoint_export_operator.runtime.adopt import Created
+from pinpoint_export_operator.runtime.events import PostedOnce
+from pinpoint_export_operator.runtime.wakeups import Wakeups
+from pinpoint_export_operator.schedules.reconciler import ScheduleReconciler
+
+TEMPLATE = {"spec": {"applicationId": "0123456789abcdef0123456789abcdef"}}
+
+
+class FakeKube:
+    def __init__(self, exports: list[dict[str, Any]] | None = None) -> None:
+        self.exports = exports or []
+        self.created: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.patches: list[dict[str, Any]] = []
+        self.create_result = Created.CREATED
+        self.fail_create: client.ApiException | None = None
+
+    def list_exports(self, namespace: str, schedule: str, uid: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.exports)
+
+    def create_export(self, manifest: dict[str, Any]) -> Created:
+        if self.fail_create is not None:
+            raise self.fail_create
+        self.created.append(manifest)
+        return self.create_result
+
+    def delete_export(self, namespace: str, name: str) -> None:
+        self.deleted.append(name)
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.patches.append(status)
+
+
+class Logger:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    warning = info
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    posted: list[tuple[str, str, str]] = []
+
+    def event(body: Any, *, type: str, reason: str, message: str) -> None:
+        posted.append((type, reason, message))
+
+    monkeypatch.setattr(events_module.kopf, "event", event)
+    return posted
+
+
+def body(status: dict[str, Any] | None = None, trigger: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "namespace": "ns",
+        "name": "nightly",
+        "uid": "uid-1",
+        "generation": 1,
+        "creationTimestamp": "2026-06-01T00:00:00Z",
+        "annotations": {api.ANNOTATION_TRIGGER: trigger} if trigger else {},
+    }
+    spec = {"schedule": "@yearly", "exportTemplate": TEMPLATE}
+    return {"metadata": meta, "spec": spec, "status": status or {}}
+
+
+def reconcile(kube: FakeKube, obj: dict[str, Any]) -> Any:
+    reconciler = ScheduleReconciler(kube, Wakeups())  # type: ignore[arg-type]
+    posted = PostedOnce()
+    return asyncio.run(reconciler._reconcile(obj, posted, Logger()))  # type: ignore[arg-type]
+
+
+def test_first_pass_records_the_status_and_keeps_kopfs_records(
+    events: list[tuple[str, str, str]],
+) -> None:
+    kube = FakeKube()
+    wake_at = reconcile(kube, body({"kopf": {"progress": {}}}))
+    (patch,) = kube.patches
+    assert "kopf" not in patch  # never rewritten, never removed
+    assert patch["nextScheduleTime"] == "2027-01-01T00:00:00Z"
+    assert wake_at.isoformat() == "2027-01-01T00:00:00+00:00"
+    assert kube.created == [] and events == []
+
+
+def test_nothing_changed_nothing_written(events: list[tuple[str, str, str]]) -> None:
+    kube = FakeKube()
+    reconcile(kube, body())
+    written = kube.patches[-1]
+    again = FakeKube()
+    reconcile(again, body({**written, "kopf": {"x": 1}}))
+    assert again.patches == []
+
+
+def test_a_trigger_creates_an_export_and_removed_fields_are_nulled(
+    events: list[tuple[str, str, str]],
+) -> None:
+    kube = FakeKube()
+    status = {"observedGeneration": 1, "lastTriggerValue": "a", "nextScheduleTime": "x"}
+    suspended = body(status, trigger="b")
+    suspended["spec"]["suspend"] = True  # a trigger still runs; nothing is next
+    reconcile(kube, suspended)
+    (manifest,) = kube.created
+    assert manifest["metadata"]["annotations"][api.ANNOTATION_TRIGGERED_BY] == "b"
+    (patch,) = kube.patches
+    assert patch["nextScheduleTime"] is None  # a merge patch removes what the decision dropped
+    assert patch["lastTriggerValue"] == "b" and patch["active"] == 1
+    assert [e[1] for e in events] == ["SuccessfulCreate"]
+
+
+def test_a_name_taken_by_someone_else_is_a_warning(events: list[tuple[str, str, str]]) -> None:
+    kube = FakeKube()
+    kube.create_result = Created.TAKEN
+    reconcile(kube, body({"observedGeneration": 1}, trigger="b"))
+    assert [e[:2] for e in events] == [("Warning", "ExportNameTaken")]
+
+
+def test_a_failed_create_is_raised_after_a_warning(events: list[tuple[str, str, str]]) -> None:
+    kube = FakeKube()
+    kube.fail_create = client.ApiException(status=500, reason="Internal Server Error")
+    with pytest.raises(client.ApiException):
+        reconcile(kube, body({"observedGeneration": 1}, trigger="b"))
+    assert [e[1] for e in events] == ["FailedCreate"]
+    assert kube.patches == []  # the status is not written; the next pass decides again
+
+
+def test_history_deletes_are_reported(events: list[tuple[str, str, str]]) -> None:
+    old = {
+        "metadata": {"name": "nightly-1", "creationTimestamp": "2026-06-01T01:00:00Z"},
+        "status": {"phase": "Failed", "completionTime": "2026-06-01T01:01:00Z"},
+    }
+    new = copy.deepcopy(old)
+    new["metadata"].update(name="nightly-2", creationTimestamp="2026-06-01T02:00:00Z")
+    kube = FakeKube([old, new])
+    reconcile(kube, body({"observedGeneration": 1}))
+    assert kube.deleted == ["nightly-1"]
+    assert [e[1] for e in events] == ["SuccessfulDelete"]
+    assert "files stay" in events[0][2]
+
+
+def test_repeated_warnings_are_posted_once_per_daemon(
+    events: list[tuple[str, str, str]],
+) -> None:
+    reconciler = ScheduleReconciler(FakeKube(), Wakeups())  # type: ignore[arg-type]
+    posted = PostedOnce()
+    obj = body({"observedGeneration": 1})
+    obj["spec"]["timeZone"] = "Mars/Olympus"
+    for _ in range(3):
+        asyncio.run(reconciler._reconcile(obj, posted, Logger()))  # type: ignore[arg-type]
+    assert [e[1] for e in events] == ["InvalidTimeZone"]
+
+
+def test_errors_show_as_reconciling(events: list[tuple[str, str, str]]) -> None:
+    kube = FakeKube()
+    reconciler = ScheduleReconciler(kube, Wakeups())  # type: ignore[arg-type]
+    error = client.ApiException(status=503, reason="Service Unavailable")
+    asyncio.run(reconciler._report(body({"observedGeneration": 1}), error, Logger()))  # type: ignore[arg-type]
+    (patch,) = kube.patches
+    (condition,) = patch["conditions"]
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "Reconciling",
+        "True",
+        "KubernetesUnavailable",
+    )
