@@ -39,7 +39,7 @@ demo: $(VENV)/.synced tools  ## The operator end to end on the sandbox (starts i
 bench: $(VENV)/.synced tools  ## Benchmarks; results in bench/results/.
 	$(PY) bench/copier_bench.py
 	$(PY) bench/emulator_bench.py
-	$(PY) bench/operator_bench.py --exports 500  # DESIGN's scale: memory, writes, polls
+	$(PY) bench/operator_bench.py --exports 500  # the design scale: memory, writes, polls
 	$(PY) bench/operator_bench.py --exports 20   # an unloaded machine: the latency targets
 
 lock:  ## Re-resolve requirements.lock from pyproject.toml.
