@@ -1,9 +1,9 @@
 """Operator benchmark: many exports at once on the sandbox.
 
-Measures, against the targets in the README's table: all exports reach Succeeded; the operator's peak RSS;
-API writes per export (Events included, counted in the API server's audit log under the
-operator's own identity); Pinpoint polls per export against duration/interval + 2; and the
-latencies COMPLETED → copy Job created, copy Job complete → Ready.
+Measures, against the targets in the README's table: all exports reach Succeeded; the
+operator's peak RSS; API writes per export (Events included, counted in the API server's audit
+log under the operator's own identity); Pinpoint polls per export against duration/interval + 2;
+and the latencies COMPLETED → copy Job created, copy Job complete → Ready.
 
     .venv/bin/python bench/operator_bench.py [--exports 500] [--poll 5]  # results/operator-500.json
 """
