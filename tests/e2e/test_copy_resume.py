@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pinpoint_export_operator import api as names
+from pinpoint_export_operator.runtime import timestamps
 from pinpoint_export_sandbox import process
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 from pinpoint_export_sandbox.s3server import S3Credentials
@@ -53,7 +54,7 @@ def test_copier_killed_mid_file_resumes(
     try:
         exports.apply("resumed")
         meta = exports.wait("resumed", "Exporting")["metadata"]
-        run = names.run_id(meta["creationTimestamp"], meta["uid"])
+        run = names.run_id(timestamps.parse(meta["creationTimestamp"]), meta["uid"])
         prefix = names.run_prefix(f"s3://{BUCKET}/endpoints/", exports.namespace, "resumed", run)
         key = prefix.removeprefix(f"s3://{BUCKET}/") + "big/0.gz"
         source = tmp_path / "big.gz"

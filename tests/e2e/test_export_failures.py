@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client
 
 from pinpoint_export_operator import api as names
+from pinpoint_export_operator.runtime import timestamps
 from pinpoint_export_sandbox import process
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 
@@ -87,7 +88,7 @@ def test_crash_after_creating_the_job_adopts_it(
     operator.kill()
     try:
         meta = exports.apply("crashy")["metadata"]
-        run = names.run_id(meta["creationTimestamp"], meta["uid"])
+        run = names.run_id(timestamps.parse(meta["creationTimestamp"]), meta["uid"])
         prefix = names.run_prefix(f"s3://{BUCKET}/endpoints/", exports.namespace, "crashy", run)
         # What the dead incarnation did: recorded the run, created the job, recorded nothing more.
         pinpoint_client(emulator.url).create_export_job(

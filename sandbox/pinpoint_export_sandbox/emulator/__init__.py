@@ -1,7 +1,8 @@
 """A local emulator of Amazon Pinpoint's endpoint-export API, exact to botocore.
 
 - `model`: the rest-json protocol, driven by botocore's service model.
-- `state`: apps, endpoints, segments and export jobs; one method per operation.
+- `storage`: apps, their endpoints, segment versions and export jobs with their statuses.
+- `state`: the operations on them (`Pinpoint`), one method per operation.
 - `synthetic`, `segments`: seeded endpoints and the segments that select them.
 - `jobs`, `export`: export jobs through their statuses, writing .gz pieces to S3.
 - `faults`, `app`: fault injection and the HTTP server (`Emulator` runs it in a thread).

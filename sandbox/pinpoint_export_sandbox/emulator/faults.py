@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pinpoint_export_sandbox.emulator.model import ApiError, service_model
-from pinpoint_export_sandbox.emulator.state import JOB_STATUSES
+from pinpoint_export_sandbox.emulator.storage import JOB_STATUSES
 
 ERROR_CODES = frozenset(shape.name for shape in service_model().error_shapes)
 

@@ -18,7 +18,7 @@ from pinpoint_export_sandbox.emulator.export import (
     parse_s3_url,
 )
 from pinpoint_export_sandbox.emulator.faults import FaultInjector
-from pinpoint_export_sandbox.emulator.state import ExportJob
+from pinpoint_export_sandbox.emulator.storage import ExportJob
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

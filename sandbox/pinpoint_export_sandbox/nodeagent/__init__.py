@@ -3,6 +3,17 @@
 It registers a Node, binds pending pods to it and runs their containers as local processes,
 each in its own mount namespace with its volumes where it runs as root, and writes their status
 back so the real controllers (the Job controller above all) decide what happens next.
+
+- `agent`: the node: registration and heartbeat, binding pods, one pod worker per bound pod.
+- `kube`: a JSON client of the API server and a list-then-watch informer.
+- `pod`: one pod's worker: volumes, init then main containers, restarts, deletion, deadline.
+- `lifecycle`, `status`: the kubelet's rules for a pod's life and for its status (pure).
+- `fetch`, `publish`: what a pod refers to, read from the API; its status, written to it.
+- `plan`: pod spec -> launch plan (pure), from `images` (argv, user), `env` (variables,
+  `$(VAR)`), `downward` (the downward API), `identity` (uid, groups) and `volumes` (mounts).
+- `podspec`, `node`, `errors`: what planning reads (the spec's references, the fetched
+  `Sources`), the node's facts (`Host`, allocatable) and why a pod cannot be planned yet.
+- `runtime`, `launcher`: volumes on disk, containers as processes; each one's first process.
 """
 
 from __future__ import annotations

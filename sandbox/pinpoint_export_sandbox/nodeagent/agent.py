@@ -13,8 +13,9 @@ from pathlib import Path
 
 from . import runtime
 from .kube import MERGE, STRATEGIC, TRANSIENT, ApiError, Informer, Json, Kube
-from .plan import ALLOCATABLE, MAX_PODS, POD_IP, Host
-from .pod import Context, PodWorker, is_deleting, is_terminal
+from .lifecycle import is_deleting, is_terminal
+from .node import ALLOCATABLE, MAX_PODS, POD_IP, Host
+from .pod import Context, PodWorker
 
 log = logging.getLogger(__name__)
 

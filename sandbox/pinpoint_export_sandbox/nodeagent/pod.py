@@ -3,12 +3,12 @@ under the restart policy, honour deletion and activeDeadlineSeconds, and write i
 
 Each pod has a thread, and each running container a thread that waits on its process. They
 share one condition variable, notified on pod updates, container exits and agent shutdown.
+The kubelet's rules the worker applies are in `lifecycle`; it fetches what the pod refers to
+with `fetch`, plans with `plan` and `volumes`, and writes the status from `status` with `publish`.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime
 import logging
 import math
 import signal
@@ -19,28 +19,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import runtime
-from .kube import STRATEGIC, TRANSIENT, ApiError, Json, Kube
-from .plan import (
-    ConfigError,
-    ContainerPlan,
-    Host,
-    Sources,
-    TokenRef,
-    Volume,
-    VolumeError,
-    plan_container,
-    plan_volumes,
-    references,
+from .errors import ConfigError, VolumeError
+from .fetch import fetch_sources
+from .kube import TRANSIENT, Json, Kube
+from .lifecycle import (
+    DEADLINE,
+    INITIAL_BACKOFF,
+    MAX_BACKOFF,
+    active_deadline,
+    grace_period,
+    is_deleting,
+    lost_state,
+    restarts,
 )
+from .node import Host
+from .plan import ContainerPlan, plan_container
+from .podspec import Sources
+from .publish import publish_status
 from .status import ContainerStatus, Running, State, Terminated, Waiting, now, pod_status
+from .volumes import Volume, plan_volumes
 
 log = logging.getLogger(__name__)
-
-INITIAL_BACKOFF = 1.0  # the kubelet's is 10s to 5min; shorter suits tests and demos
-MAX_BACKOFF = 30.0
-SHUTDOWN_GRACE = 2.0  # when the agent itself stops
-DEADLINE = ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
-LOST = "The container could not be located when the pod was terminated"
 
 
 @dataclass(frozen=True)
@@ -53,22 +52,6 @@ class Context:
     isolate: bool  # mount namespaces (root) or plain processes
     stop: threading.Event  # the agent is shutting down
     final_delete: Callable[[Json], None]  # the kubelet's last word on a deleted pod
-
-
-def is_terminal(pod: Json) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def is_deleting(pod: Json) -> bool:
-    return bool(pod["metadata"].get("deletionTimestamp"))
-
-
-def _epoch(stamp: str) -> float:
-    return (
-        datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
-        .replace(tzinfo=datetime.UTC)
-        .timestamp()
-    )
 
 
 class PodWorker:
@@ -134,8 +117,7 @@ class PodWorker:
     # --- conditions -------------------------------------------------------------------------
 
     def _deadline(self) -> float | None:
-        seconds = self.pod["spec"].get("activeDeadlineSeconds")
-        return None if seconds is None else _epoch(self.start_time) + seconds
+        return active_deadline(self.pod, self.start_time)
 
     def _must_stop(self) -> bool:
         """Whether the pod must stop now (called holding the condition)."""
@@ -165,12 +147,7 @@ class PodWorker:
             return True
 
     def _grace(self) -> float:
-        if self.context.stop.is_set():
-            return SHUTDOWN_GRACE
-        metadata = self.pod["metadata"]
-        if is_deleting(self.pod) and metadata.get("deletionGracePeriodSeconds") is not None:
-            return float(metadata["deletionGracePeriodSeconds"])
-        return float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+        return grace_period(self.pod, self.context.stop.is_set())
 
     # --- the pod's life ---------------------------------------------------------------------
 
@@ -207,20 +184,7 @@ class PodWorker:
         for entry in ran:
             if entry["name"] not in self.statuses:
                 continue
-            state = entry["state"]
-            ended = state.get("terminated")
-            started = (ended or state.get("running") or {}).get("startedAt") or self.start_time
-            self.statuses[entry["name"]].state = (
-                Terminated(
-                    ended.get("exitCode", 0),
-                    ended.get("reason", ""),
-                    started,
-                    ended.get("finishedAt") or now(),
-                    ended.get("message", ""),
-                )
-                if ended
-                else Terminated(137, "ContainerStatusUnknown", started, now(), LOST)
-            )
+            self.statuses[entry["name"]].state = lost_state(entry["state"], self.start_time)
         with self.cond:
             self.stopping = True
         return True
@@ -252,64 +216,7 @@ class PodWorker:
             delay = min(delay * 2, MAX_BACKOFF)
 
     def _refresh_sources(self, with_volumes: bool) -> None:
-        refs = references(self.pod)
-        kube, namespace = self.context.kube, f"/api/v1/namespaces/{self.namespace}"
-        secrets, config_maps = {}, {}
-        for name in refs.secrets:
-            secret = kube.get(f"{namespace}/secrets/{name}")
-            if secret is not None:
-                secrets[name] = {
-                    k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()
-                }
-        for name in refs.config_maps:
-            config_map = kube.get(f"{namespace}/configmaps/{name}")
-            if config_map is not None:
-                data = {k: v.encode() for k, v in (config_map.get("data") or {}).items()}
-                binary = {
-                    k: base64.b64decode(v) for k, v in (config_map.get("binaryData") or {}).items()
-                }
-                config_maps[name] = {**data, **binary}
-        claims, tokens = self.sources.claims, self.sources.tokens
-        if with_volumes:
-            claims = {name: self._claim_path(name) for name in refs.claims}
-            tokens = {ref: self._token(ref) for ref in refs.tokens}
-        self.sources = Sources(secrets, config_maps, claims, tokens)
-
-    def _claim_path(self, claim: str) -> str:
-        """The host directory of the PV bound to `claim`."""
-        kube = self.context.kube
-        pvc = kube.get(f"/api/v1/namespaces/{self.namespace}/persistentvolumeclaims/{claim}")
-        if pvc is None:
-            raise VolumeError(f'persistentvolumeclaim "{claim}" not found')
-        volume_name = pvc["spec"].get("volumeName")
-        if (pvc.get("status") or {}).get("phase") != "Bound" or not volume_name:
-            raise VolumeError(f'persistentvolumeclaim "{claim}" is not bound')
-        pv = kube.get(f"/api/v1/persistentvolumes/{volume_name}")
-        spec = (pv or {}).get("spec") or {}
-        path = (spec.get("hostPath") or spec.get("local") or {}).get("path")
-        if not path:
-            raise VolumeError(f'persistentvolume "{volume_name}" has no hostPath or local path')
-        return str(path)
-
-    def _token(self, ref: TokenRef) -> str:
-        """A service-account token bound to this pod (TokenRequest), as the kubelet gets one."""
-        account = self.pod["spec"].get("serviceAccountName") or "default"
-        request = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {
-                "audiences": [ref.audience] if ref.audience else [],
-                "expirationSeconds": ref.expiration_seconds,
-                "boundObjectRef": {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "name": self.name,
-                    "uid": self.uid,
-                },
-            },
-        }
-        path = f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}/token"
-        return str(self.context.kube.request("POST", path, body=request)["status"]["token"])
+        self.sources = fetch_sources(self.context.kube, self.pod, self.sources, with_volumes)
 
     def _supervise(self, specs: Sequence[Json], init: bool) -> bool:
         """Run containers concurrently until they are done; kill them if the pod must stop.
@@ -391,10 +298,7 @@ class PodWorker:
                     log.warning("%s: %s", self.key, fetch_error)
                 continue
             exit_code, lasted = self._attempt(plan)
-            restart = (self.restart_policy == "Always" and not init) or (
-                self.restart_policy != "Never" and exit_code != 0
-            )
-            if not restart:
+            if not restarts(self.restart_policy, init, exit_code):
                 return
             if lasted > 2 * MAX_BACKOFF:
                 delay = INITIAL_BACKOFF
@@ -482,26 +386,6 @@ class PodWorker:
                     stopped=self.stopping,
                 )
                 self.conditions = status["conditions"]
-            # metadata.uid makes the patch fail if the pod was replaced by one of the same name.
-            body = {"metadata": {"uid": self.uid}, "status": status}
-            delay = INITIAL_BACKOFF
-            for _ in range(6):
-                try:
-                    self.context.kube.request(
-                        "PATCH", f"{self.path}/status", body=body, content_type=STRATEGIC
-                    )
-                    return
-                except ApiError as error:
-                    if error.status in (404, 409):
-                        self.vanish()
-                        return
-                    if error.status < 500:
-                        log.error("%s: status rejected: %s", self.key, error)
-                        return
-                    log.warning("%s: writing status: %s", self.key, error)
-                except TRANSIENT as error:
-                    log.warning("%s: writing status: %s", self.key, error)
-                if self.context.stop.wait(delay):
-                    return
-                delay = min(delay * 2, MAX_BACKOFF)
-            log.error("%s: giving up writing status", self.key)
+            kube, stop = self.context.kube, self.context.stop
+            if publish_status(kube, self.path, self.uid, status, self.key, stop):
+                self.vanish()

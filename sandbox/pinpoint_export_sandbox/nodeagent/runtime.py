@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import launcher
-from .plan import ContainerPlan, Volume, VolumeError, container_dir
+from .errors import VolumeError
+from .plan import ContainerPlan
+from .volumes import Volume, container_dir
 
 MAX_MESSAGE = 4096  # the kubelet's limits for termination messages
 MAX_LOG_MESSAGE = 2048

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .plan import POD_IP
+from .node import POD_IP
 
 Json = dict[str, Any]
 

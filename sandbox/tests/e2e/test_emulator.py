@@ -37,7 +37,8 @@ from pinpoint_export_sandbox.emulator import (
 from pinpoint_export_sandbox.emulator.export import ACCESS_CHECK, SUCCESS
 from pinpoint_export_sandbox.emulator.faults import ERROR_CODES
 from pinpoint_export_sandbox.emulator.model import service_model
-from pinpoint_export_sandbox.emulator.state import JOB_STATUSES, Pinpoint
+from pinpoint_export_sandbox.emulator.state import Pinpoint
+from pinpoint_export_sandbox.emulator.storage import JOB_STATUSES
 from pinpoint_export_sandbox.emulator.synthetic import Endpoint, SyntheticBlock
 from pinpoint_export_sandbox.s3server import S3Credentials
 

@@ -20,7 +20,7 @@ from pinpoint_export_sandbox.emulator.export import (
 )
 from pinpoint_export_sandbox.emulator.faults import FaultInjector, Faults
 from pinpoint_export_sandbox.emulator.jobs import JobRunner, Timing
-from pinpoint_export_sandbox.emulator.state import Endpoints, ExportJob
+from pinpoint_export_sandbox.emulator.storage import Endpoints, ExportJob
 
 APP = "a" * 32
 ROLE = "arn:aws:iam::123456789012:role/export"

@@ -9,12 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pinpoint_export_sandbox.emulator.model import ApiError
-from pinpoint_export_sandbox.emulator.state import (
-    EXPORT_FIELDS,
-    Endpoints,
-    ExportJob,
-    Pinpoint,
-)
+from pinpoint_export_sandbox.emulator.state import Pinpoint
+from pinpoint_export_sandbox.emulator.storage import EXPORT_FIELDS, Endpoints, ExportJob
 from pinpoint_export_sandbox.emulator.synthetic import SyntheticBlock
 
 APP = "a" * 32

@@ -6,24 +6,14 @@ from typing import Any
 
 import pytest
 
-from pinpoint_export_sandbox.nodeagent.plan import (
-    ConfigError,
-    Host,
-    Mount,
-    Sources,
-    TokenRef,
-    VolumeError,
-    container_env,
-    cpu_nice,
-    entrypoint,
-    expand,
-    identity,
-    image_repository,
-    is_operator_image,
-    plan_container,
-    plan_volumes,
-    references,
-)
+from pinpoint_export_sandbox.nodeagent.env import container_env, expand
+from pinpoint_export_sandbox.nodeagent.errors import ConfigError, VolumeError
+from pinpoint_export_sandbox.nodeagent.identity import identity
+from pinpoint_export_sandbox.nodeagent.images import entrypoint, image_repository, is_operator_image
+from pinpoint_export_sandbox.nodeagent.node import Host
+from pinpoint_export_sandbox.nodeagent.plan import cpu_nice, plan_container
+from pinpoint_export_sandbox.nodeagent.podspec import Sources, TokenRef, references
+from pinpoint_export_sandbox.nodeagent.volumes import Mount, plan_volumes
 
 PYTHON = "/venv/bin/python"
 HOST = Host("node-1", "127.0.0.1", 6443, PYTHON)

@@ -15,13 +15,10 @@ from typing import Any
 import pytest
 
 from pinpoint_export_sandbox.nodeagent import runtime
-from pinpoint_export_sandbox.nodeagent.plan import (
-    Host,
-    Sources,
-    TokenRef,
-    plan_container,
-    plan_volumes,
-)
+from pinpoint_export_sandbox.nodeagent.node import Host
+from pinpoint_export_sandbox.nodeagent.plan import plan_container
+from pinpoint_export_sandbox.nodeagent.podspec import Sources, TokenRef
+from pinpoint_export_sandbox.nodeagent.volumes import plan_volumes
 from pinpoint_export_sandbox.process import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root")
