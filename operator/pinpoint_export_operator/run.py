@@ -12,6 +12,16 @@ from pinpoint_export_operator.config import add_arguments, config_from_args
 
 __all__ = ["add_arguments", "main"]
 
+# At DEBUG these libraries log whole requests and responses, AssumeRole's temporary secret key
+# among them: they never log below INFO, whatever --log-level says.
+SDK_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
+
+
+def quiet_sdk_logs(level: str) -> None:
+    floor = max(logging.INFO, logging.getLevelName(level))
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(floor)
+
 
 def main(args: argparse.Namespace) -> int:
     import kopf
@@ -25,6 +35,7 @@ def main(args: argparse.Namespace) -> int:
         quiet=cfg.log_level in ("WARNING", "ERROR"),
     )
     logging.getLogger().setLevel(cfg.log_level)
+    quiet_sdk_logs(cfg.log_level)
     kopf.run(
         clusterwide=not cfg.namespaces,
         namespaces=list(cfg.namespaces),

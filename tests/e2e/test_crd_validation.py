@@ -234,6 +234,16 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         ("spec.destination.path", "control characters"),
     ),
     ("path-too-long", {"destination": {"path": "a" * 1025}}, ("spec.destination.path", "Too long")),
+    (
+        "path-component-over-255-bytes",
+        {"destination": {"path": "marketing/" + "é" * 128}},  # 128 characters, 256 bytes
+        ("spec.destination.path", "255 bytes"),
+    ),
+    (
+        "path-component-over-255-bytes",
+        {"destination": {"path": "marketing/" + "é" * 128}},  # 128 characters, 256 bytes
+        ("spec.destination.path", "255 bytes"),
+    ),
     # copy
     ("backoff-limit-negative", {"copy": {"backoffLimit": -1}}, ("spec.copy.backoffLimit",)),
     ("backoff-limit-too-large", {"copy": {"backoffLimit": 101}}, ("spec.copy.backoffLimit",)),
@@ -245,6 +255,18 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     (
         "ttl-negative",
         {"copy": {"ttlSecondsAfterFinished": -1}},
+        ("spec.copy.ttlSecondsAfterFinished",),
+    ),
+    (
+        # The copy Job must still exist when the operator reads its result.
+        "ttl-too-short",
+        {"copy": {"ttlSecondsAfterFinished": 0}},
+        ("spec.copy.ttlSecondsAfterFinished",),
+    ),
+    (
+        # The copy Job must still exist when the operator reads its result.
+        "ttl-too-short",
+        {"copy": {"ttlSecondsAfterFinished": 0}},
         ("spec.copy.ttlSecondsAfterFinished",),
     ),
     (
@@ -302,6 +324,16 @@ def test_invalid_export_is_rejected(
             GROUP, VERSION, validation_namespace, PLURAL, f"bad-{case}"
         )
     assert error.value.status == 404
+
+
+def test_a_name_too_long_for_a_label_is_rejected(
+    kubectl: Kubectl, validation_namespace: str
+) -> None:
+    obj = valid_export("n" * 64)
+    result = apply(kubectl, validation_namespace, obj)
+    assert result.returncode != 0, result.stdout
+    assert "metadata.name must be at most 63 characters" in result.stderr
+    assert apply(kubectl, validation_namespace, valid_export("n" * 63)).returncode == 0
 
 
 def test_there_are_at_least_15_invalid_cases() -> None:

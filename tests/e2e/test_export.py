@@ -76,5 +76,5 @@ def test_happy_path(
 
     assert 'pinpoint_export_transitions_total{phase="Succeeded"}' in operator.metrics()
 
-    story = ["Started", "ExportJobCreated", "CopyJobCreated", "Succeeded"]
+    story = ["ExportJobCreated", "CopyJobCreated", "Succeeded"]
     process.wait_for(lambda: set(story) <= set(reasons()), 30, "the Events of the export")

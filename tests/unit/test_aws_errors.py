@@ -45,9 +45,46 @@ def test_missing_credentials_and_bad_responses_are_terminal() -> None:
     assert classify(KeyError("Id"), "op").reason == "UnexpectedResponse"
 
 
-def test_other_exceptions_are_not_swallowed() -> None:
-    with pytest.raises(ZeroDivisionError):
-        classify(ZeroDivisionError(), "op")
+def test_anything_else_is_shown_and_retried_never_raised() -> None:
+    error = classify(ZeroDivisionError("secret-ish detail"), "CreateExportJob")
+    assert (error.reason, error.transient, error.ambiguous) == ("UnexpectedError", True, True)
+    assert "ZeroDivisionError" in error.message
+    assert "secret-ish" not in error.message  # no str() or repr of unknown errors
+
+
+@pytest.mark.parametrize(
+    ("error", "ambiguous"),
+    [
+        # Never connected: nothing can have been created.
+        (botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"), False),
+        (botocore.exceptions.ConnectTimeoutError(endpoint_url="http://x"), False),
+        (client_error("TooManyRequestsException", 429), False),
+        (client_error("BadRequestException", 400), False),
+        # Sent, answer lost or failed on the server's side: it may have acted.
+        (botocore.exceptions.ReadTimeoutError(endpoint_url="http://x"), True),
+        (botocore.exceptions.ConnectionClosedError(endpoint_url="http://x"), True),
+        (client_error("InternalServerErrorException", 500), True),
+        (client_error("BadGateway", 502), True),
+        (client_error("ServiceUnavailable", 503), True),
+    ],
+)
+def test_which_failures_may_have_acted(error: Exception, ambiguous: bool) -> None:
+    assert classify(error, "CreateExportJob").ambiguous is ambiguous
+
+
+def test_a_missing_region_names_where_to_set_it() -> None:
+    error = classify(botocore.exceptions.NoRegionError(), "GetExportJob")
+    assert (error.reason, error.transient) == ("NoRegion", False)
+    assert "spec.region" in error.message and "--region" in error.message
+
+
+def test_long_service_messages_are_bounded() -> None:
+    error = classify(client_error("BadRequestException", 400), "op")
+    long = botocore.exceptions.ClientError(
+        {"Error": {"Code": "BadRequestException", "Message": "m" * 50_000}}, "op"
+    )
+    assert len(classify(long, "op").message) <= 400 < 50_000
+    assert error.message == "op: BadRequestException: m"
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:

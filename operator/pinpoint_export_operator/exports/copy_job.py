@@ -19,18 +19,31 @@ CONTAINER = "copier"
 DATA_MOUNT = "/data"
 NONROOT_UID = 65532
 SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+COPY_DEADLINE = 21600  # seconds, when spec.copy.activeDeadlineSeconds is not set
 
 
 def image_refusal(export: Export, defaults: CopierDefaults) -> str | None:
     """Why the export's copy.image may not run, or None if it may."""
     image = export.spec.get("copy", {}).get("image")
-    if not image or image == defaults.image or image.startswith(defaults.allowed_images):
+    if (
+        not image
+        or image == defaults.image
+        or any(_under(image, prefix) for prefix in defaults.allowed_images)
+    ):
         return None
     allowed = ", ".join(defaults.allowed_images) or "none besides the default"
     return (
         f"spec.copy.image {image!r} is not allowed by the operator "
         f"(--allowed-copier-images: {allowed})"
     )
+
+
+def _under(image: str, prefix: str) -> bool:
+    """Whether `image` is `prefix` itself or lies under it at a path boundary: the prefix
+    `registry.corp` admits `registry.corp/x`, never `registry.corp.evil.io/x`."""
+    if prefix.endswith(("/", ":", "@")):
+        return image.startswith(prefix)
+    return image == prefix or image.startswith((f"{prefix}/", f"{prefix}:", f"{prefix}@"))
 
 
 def build(export: Export, defaults: CopierDefaults) -> dict[str, Any]:
@@ -100,9 +113,11 @@ def build(export: Export, defaults: CopierDefaults) -> dict[str, Any]:
         },
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
-    for key in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
-        if key in options:
-            job_spec[key] = options[key]
+    # A copy that cannot start (no claim, no image, no node) fails at the deadline instead of
+    # waiting forever.
+    job_spec["activeDeadlineSeconds"] = options.get("activeDeadlineSeconds", COPY_DEADLINE)
+    if "ttlSecondsAfterFinished" in options:
+        job_spec["ttlSecondsAfterFinished"] = options["ttlSecondsAfterFinished"]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -8,20 +8,30 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Any
 
 from kubernetes import client
 
 from pinpoint_export_operator import api
-from pinpoint_export_operator.exports.copy_job import CONTAINER
+from pinpoint_export_operator.exports.copy_job import CONTAINER, SECRET_KEYS
 from pinpoint_export_operator.exports.state import CopyJob, CopyJobMissing
 from pinpoint_export_operator.exports.status import ExportStatus
 from pinpoint_export_operator.runtime.adopt import Created, create_or_adopt
 from pinpoint_export_operator.runtime.aws import StaticCredentials
-from pinpoint_export_operator.runtime.errors import CloudError
+from pinpoint_export_operator.runtime.errors import CloudError, kubernetes_error
 from pinpoint_export_operator.runtime.kube_json import Json, KubeJson, namespaced
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+# What the preflight checks exist, the spec field that names each, and the reason if not.
+FIELD_OF = {
+    "persistentvolumeclaims": "spec.destination.claimName",
+    "serviceaccounts": "spec.copy.serviceAccountName",
+}
+REASON_OF = {
+    "persistentvolumeclaims": "ClaimNotFound",
+    "serviceaccounts": "ServiceAccountNotFound",
+}
 
 
 class CredentialsError(Exception):
@@ -34,10 +44,62 @@ class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
         self._kube = KubeJson(api_client)
 
-    def patch_export_status(self, namespace: str, name: str, status: ExportStatus) -> None:
-        self._kube.patch_status(
-            namespaced(api.API_VERSION, namespace, api.EXPORTS, name), dict(status)
-        )
+    def patch_export_status(
+        self,
+        namespace: str,
+        name: str,
+        status: ExportStatus,
+        resource_version: str | None = None,
+    ) -> str:
+        """Merge-patch the status; the object's new resourceVersion. With `resource_version`,
+        the write succeeds only if the object is still at that version (409 Conflict if not):
+        the claim that makes one replica, and only one, create the Pinpoint job."""
+        body: Json = {"status": dict(status)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        path = namespaced(api.API_VERSION, namespace, api.EXPORTS, name)
+        patched = self._kube.merge_patch(f"{path}/status", body)
+        return str(patched["metadata"]["resourceVersion"])
+
+    def read_export(self, namespace: str, name: str) -> Json:
+        return self._kube.get(namespaced(api.API_VERSION, namespace, api.EXPORTS, name))
+
+    def preflight_copy_job(self, manifest: Json) -> CloudError | None:
+        """What would keep the copy Job from running, found before Pinpoint runs: the Job as
+        the API server would refuse it (a server-side dry run: names, labels, selectors,
+        resources), or a claim or ServiceAccount that does not exist (yet: GitOps may be
+        about to create it, so that is worth waiting for, not failing)."""
+        namespace = manifest["metadata"]["namespace"]
+        try:
+            self._kube.request(
+                "POST",
+                namespaced("batch/v1", namespace, "jobs"),
+                query={"dryRun": "All"},
+                body=manifest,
+            )
+        except client.ApiException as error:
+            if error.status in (400, 422):
+                refused = kubernetes_error(error, "copy Job")
+                return CloudError("CopyJobInvalid", refused.message, transient=False)
+            raise
+        pod = manifest["spec"]["template"]["spec"]
+        needed = [
+            ("persistentvolumeclaims", v["persistentVolumeClaim"]["claimName"])
+            for v in pod["volumes"]
+            if "persistentVolumeClaim" in v
+        ]
+        if pod.get("serviceAccountName"):
+            needed.append(("serviceaccounts", pod["serviceAccountName"]))
+        for resource, name in needed:
+            try:
+                self._kube.get(namespaced("v1", namespace, resource, name))
+            except client.ApiException as error:
+                if error.status != 404:
+                    raise
+                field = FIELD_OF[resource]
+                message = f"{field}: {resource[:-1]} {namespace}/{name} not found"
+                return CloudError(REASON_OF[resource], message, transient=True)
+        return None
 
     def ensure_copy_job(self, manifest: Json) -> CopyJob | CloudError:
         """Create the Job; if it exists already (a restart), adopt it if it is ours."""
@@ -62,47 +124,64 @@ class Kube:
             if error.status == 404:
                 return CopyJobMissing(name)
             raise
-        observed = _copy_job(job, summary=None)
-        if observed.finished is None:
-            return observed
-        # The copier's one-line JSON summary is its termination message.
         pods = self._kube.get(
             namespaced("v1", namespace, "pods"), {"labelSelector": f"{JOB_NAME_LABEL}={name}"}
-        )
-        messages = [_termination(p) for p in pods["items"]]
+        )["items"]
+        observed = _copy_job(job, summary=None)
+        if observed.finished is None:
+            # Why nothing runs yet, if it does not: unschedulable, image pull, bad config.
+            return replace(observed, waiting=next(filter(None, map(_waiting, pods)), ""))
+        # The copier's one-line JSON summary is its termination message.
+        messages = [_termination(p) for p in pods]
         summary = next((m[1] for m in messages if m and m[0] == 0 and m[1] is not None), None)
         failure = next((m[2] for m in messages if m and m[0] != 0 and m[2]), "")
         return _copy_job(job, summary=summary, pod_failure=failure)
 
     def read_credentials(self, namespace: str, name: str) -> StaticCredentials:
+        """The keys of the export's Secret: only the three it may hold are read, stripped of
+        surrounding whitespace (a trailing newline from `echo`), and no error ever carries a
+        byte of them: what is wrong is named by key."""
+        where = f"spec.credentials.secretRef: Secret {namespace}/{name}"
         try:
             secret = self._kube.get(namespaced("v1", namespace, "secrets", name))
         except client.ApiException as error:
             if error.status == 404:
                 # GitOps may create the Secret a moment later: retry rather than fail.
                 raise CredentialsError(
-                    CloudError(
-                        "CredentialsSecretNotFound",
-                        f"spec.credentials.secretRef: Secret {namespace}/{name} not found",
-                        transient=True,
-                    )
-                ) from error
+                    CloudError("CredentialsSecretNotFound", f"{where} not found", transient=True)
+                ) from None
             raise
-        data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-        missing = [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not data.get(k)]
+        data = secret.get("data") or {}
+        values: dict[str, str] = {}
+        for key in SECRET_KEYS:
+            if key not in data:
+                continue
+            try:
+                value = base64.b64decode(data[key], validate=True).decode("utf-8").strip()
+            except (ValueError, UnicodeDecodeError):
+                value = ""
+            if not value or not value.isascii() or not value.isprintable():
+                raise CredentialsError(
+                    CloudError(
+                        "InvalidCredentialsSecret",
+                        f"{where}: key {key} is not a printable ASCII value",
+                        transient=False,
+                    )
+                ) from None
+            values[key] = value
+        missing = [k for k in SECRET_KEYS[:2] if k not in values]
         if missing:
             raise CredentialsError(
                 CloudError(
                     "InvalidCredentialsSecret",
-                    f"spec.credentials.secretRef: Secret {namespace}/{name} "
-                    f"lacks {', '.join(missing)}",
+                    f"{where} lacks {', '.join(missing)}",
                     transient=False,
                 )
             )
         return StaticCredentials(
-            access_key_id=data["AWS_ACCESS_KEY_ID"],
-            secret_access_key=data["AWS_SECRET_ACCESS_KEY"],
-            session_token=data.get("AWS_SESSION_TOKEN"),
+            access_key_id=values["AWS_ACCESS_KEY_ID"],
+            secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
+            session_token=values.get("AWS_SESSION_TOKEN"),
             source=f"{namespace}/{name}@{secret['metadata']['resourceVersion']}",
         )
 
@@ -145,3 +224,16 @@ def _termination(pod: Json) -> tuple[int, dict[str, Any] | None, str] | None:
             parsed = None
         return terminated["exitCode"], parsed if isinstance(parsed, dict) else None, message
     return None
+
+
+def _waiting(pod: Json) -> str:
+    """Why a pod of the copy Job is not running, in the kubelet's and scheduler's words."""
+    status = pod.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return f"{condition.get('reason')}: {condition.get('message', '')}".strip(": ")
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") not in (None, "ContainerCreating", "PodInitializing"):
+            return f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
+    return ""

@@ -6,11 +6,23 @@ values; anything unexpected raises, and `runtime.aws.classify` turns it into a s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pinpoint_export_operator.exports.state import ExportJob
+from pinpoint_export_operator.runtime import timestamps
 
 PAGE_SIZE = "100"  # Pinpoint's page-size is a string in its API
+
+
+@dataclass
+class SearchCursor:
+    """Where a search for a run's job stands. A page that fails (throttled, say) is asked for
+    again on the next attempt, not the whole history from page 1."""
+
+    token: str | None = None
+    pages: int = 0  # pages read, for the log
 
 
 def parse_job(response: dict[str, Any], adopted: bool = False) -> ExportJob:
@@ -35,24 +47,36 @@ class Pinpoint:
         self._client = client
 
     def find_export_job(
-        self, application_id: str, segment_id: str | None, s3_url: str
+        self,
+        application_id: str,
+        segment_id: str | None,
+        s3_url: str,
+        created_after: datetime,
+        cursor: SearchCursor,
     ) -> ExportJob | None:
-        """The job an earlier attempt created for this run, found by its unique S3 prefix."""
-        token: str | None = None
+        """The job an earlier attempt created for this run, found by its unique S3 prefix.
+
+        Pinpoint lists jobs newest first, so the search ends at the first page whose jobs are
+        all older than `created_after` (the run's start, less clock skew): a run's job is never
+        older than the run, and an application's long history is not read to its end."""
         while True:
             kwargs: dict[str, Any] = {"ApplicationId": application_id, "PageSize": PAGE_SIZE}
-            if token:
-                kwargs["Token"] = token
+            if cursor.token:
+                kwargs["Token"] = cursor.token
             if segment_id:
                 page = self._client.get_segment_export_jobs(SegmentId=segment_id, **kwargs)
             else:
                 page = self._client.get_export_jobs(**kwargs)
+            cursor.pages += 1
             jobs = page["ExportJobsResponse"]
-            for item in jobs.get("Item", []):
+            items = jobs.get("Item", [])
+            for item in items:
                 if item.get("Definition", {}).get("S3UrlPrefix") == s3_url:
+                    cursor.token = None
                     return parse_job(item, adopted=True)
-            token = jobs.get("NextToken")
-            if not token:
+            cursor.token = jobs.get("NextToken")
+            if not cursor.token or all(_older(item, created_after) for item in items):
+                cursor.token = None  # searched to the end: the next search starts afresh
                 return None
 
     def create_export_job(
@@ -76,3 +100,11 @@ class Pinpoint:
     def get_export_job(self, application_id: str, job_id: str) -> ExportJob:
         response = self._client.get_export_job(ApplicationId=application_id, JobId=job_id)
         return parse_job(response["ExportJobResponse"])
+
+
+def _older(item: dict[str, Any], moment: datetime) -> bool:
+    """Whether Pinpoint created the job before `moment` (False when it does not say)."""
+    try:
+        return timestamps.parse(item["CreationDate"]) < moment
+    except (KeyError, TypeError, ValueError):
+        return False

@@ -9,7 +9,10 @@ until a copy Job event wakes it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -19,9 +22,11 @@ from pinpoint_export_operator.config import ExportDefaults
 from pinpoint_export_operator.exports import copy_job
 from pinpoint_export_operator.exports import state as export_state
 from pinpoint_export_operator.exports.kube import CredentialsError, Kube
-from pinpoint_export_operator.exports.pinpoint import Pinpoint
+from pinpoint_export_operator.exports.pinpoint import Pinpoint, SearchCursor
 from pinpoint_export_operator.exports.state import (
     Action,
+    Caller,
+    ClaimHeld,
     EnsureCopyJob,
     EnsureExportJob,
     Export,
@@ -30,8 +35,9 @@ from pinpoint_export_operator.exports.state import (
     Outcome,
     PollExportJob,
     Status,
+    WaitForClaim,
 )
-from pinpoint_export_operator.runtime import events, metrics
+from pinpoint_export_operator.runtime import events, metrics, timestamps
 from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, classify
 from pinpoint_export_operator.runtime.backoff import backoff
 from pinpoint_export_operator.runtime.errors import CloudError, kubernetes_error
@@ -39,6 +45,29 @@ from pinpoint_export_operator.runtime.events import Event
 from pinpoint_export_operator.runtime.objects import plain
 from pinpoint_export_operator.runtime.timestamps import now
 from pinpoint_export_operator.runtime.wakeups import Stopped, Wakeups, wait_for_wakeup
+
+# Clocks of the cluster and of AWS may disagree: a run's job may carry a CreationDate a little
+# before the run's startTime, and the search for it must not stop short of it.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+# Who claims a create (status.exportJob.requestedBy): one value per operator process.
+IDENTITY = f"{socket.gethostname()}/{os.getpid()}"
+
+
+@dataclass
+class _Run:
+    """What this process knows of one export's run, beyond its status."""
+
+    export: Export
+    status: Status  # as decided
+    written: Status  # as the API server has it
+    resource_version: str
+    nothing_created: bool = False  # see Caller
+    claimed: bool = False  # the status written last claims the next create already
+    preflight_done: bool = False
+    cursor: SearchCursor = field(default_factory=SearchCursor)
+    pending: list[Event] = field(default_factory=list)
 
 
 class ExportReconciler:
@@ -64,54 +93,79 @@ class ExportReconciler:
             spec=dict(body["spec"]),
         )
         status: Status = plain(body.get("status") or {})
-        written = status  # what the API server has
-        pending: list[Event] = []
+        run = _Run(export, status, status, meta["resourceVersion"])
         wakeup = self.wakeups.register(export.uid)
         attempt = 0
-        started_here = not status.get("phase")
         metrics.ACTIVE.inc()
         try:
-            if started_here:
-                # Recorded before anything is created anywhere, as the contract says.
-                outcome = export_state.start(export, status, now())
-                refusal = copy_job.image_refusal(export, self._defaults.copier)
-                if refusal:
-                    error = CloudError("CopierImageNotAllowed", refusal, transient=False)
-                    outcome = export_state.advance(export, status, error, now())
-                status = written = await self._commit(
-                    body, export, written, outcome.status, outcome.events
-                )
-            while export_state.is_active(status) and not stopped:
+            if not status.get("phase"):
+                await self._start(run)
+            while export_state.is_active(run.status) and not stopped:
                 wakeup.clear()  # events from here on wake the wait below
-                outcome = export_state.timed_out(export, status, now()) or await self._step(
-                    export, status, first=started_here
-                )
-                started_here = False  # a retry cannot know that the last attempt created nothing
-                status = outcome.status
-                pending += outcome.events
+                caller = Caller(IDENTITY, now(), run.nothing_created)
+                outcome = export_state.timed_out(export, run.status, caller.now)
+                if outcome is None:
+                    outcome = await self._step(run, caller)
+                if outcome is None:
+                    continue  # another writer came first: decide again on what it wrote
+                run.status = outcome.status
+                run.pending += outcome.events
                 if outcome.again:
                     continue  # the next step is ready: write once, after it
-                written = await self._commit(body, export, written, status, pending)
-                pending = []
+                await self._commit(body, run)
                 if outcome.retry:
                     delay = backoff(attempt)
                     attempt += 1
-                    logger.info(f"retrying in {delay:.1f}s: {status.get('message')}")
+                    logger.info(f"retrying in {delay:.1f}s: {run.status.get('message')}")
                 else:
                     attempt = 0
-                    delay = float(export.spec.get("pollIntervalSeconds", 15))
+                    delay = outcome.delay or float(export.spec.get("pollIntervalSeconds", 15))
                 await wait_for_wakeup(delay, wakeup, stopped)
-            await self._commit(body, export, written, status, pending)
+                if outcome.delay:
+                    await self._reread(run)  # what the claim's holder recorded meanwhile
+            await self._commit(body, run)
         finally:
             metrics.ACTIVE.dec()
             self.wakeups.forget(export.uid)
 
-    async def _step(self, export: Export, status: Status, first: bool) -> Outcome:
-        action = export_state.next_action(status)
-        if isinstance(action, EnsureExportJob) and first:
-            action = replace(action, search=False)
+    async def _start(self, run: _Run) -> None:
+        """Record the run and claim its first create, in one write that only succeeds if no
+        one else wrote the object since we read it."""
+        caller = Caller(IDENTITY, now(), nothing_created=True)
+        started = export_state.start(run.export, run.status, caller).status
         try:
-            seen = await self._perform(export, action)
+            run.resource_version = await asyncio.to_thread(
+                self._kube.patch_export_status,
+                run.export.namespace,
+                run.export.name,
+                started,
+                run.resource_version,
+            )
+        except client.ApiException as error:
+            if error.status != 409:
+                raise
+            await self._reread(run)
+            if not run.status.get("phase"):
+                await self._start(run)  # only our own view was stale
+            return
+        run.status = run.written = started
+        run.nothing_created = run.claimed = True
+
+    async def _reread(self, run: _Run) -> None:
+        obj = await asyncio.to_thread(self._kube.read_export, run.export.namespace, run.export.name)
+        run.status = run.written = plain(obj.get("status") or {})
+        run.resource_version = obj["metadata"]["resourceVersion"]
+        run.claimed = False
+
+    async def _step(self, run: _Run, caller: Caller) -> Outcome | None:
+        action = export_state.next_action(run.status, caller)
+        try:
+            if isinstance(action, EnsureExportJob):
+                seen = await self._ensure_export_job(run, action, caller)
+                if seen is None:
+                    return None
+            else:
+                seen = await self._perform(run.export, action)
         except CredentialsError as error:
             seen = error.error
         except client.ApiException as error:
@@ -120,29 +174,83 @@ class ExportReconciler:
             seen = classify(error, type(action).__name__)
         if isinstance(seen, CloudError):
             metrics.CLOUD_ERRORS.labels(seen.reason, str(seen.transient).lower()).inc()
-        return export_state.advance(export, status, seen, now())
+        return export_state.advance(run.export, run.status, seen, caller.now)
 
-    async def _perform(self, export: Export, action: Action) -> Observation:
-        spec = export.spec
-        if isinstance(action, EnsureExportJob | PollExportJob):
-            pinpoint = Pinpoint(await self._pinpoint_client(export))
-            app = spec["applicationId"]
-            if isinstance(action, PollExportJob):
-                return await self._aws.run(pinpoint.get_export_job, app, action.job_id)
-            if action.search:
-                found = await self._aws.run(
-                    pinpoint.find_export_job, app, spec.get("segmentId"), action.s3_url
+    async def _ensure_export_job(
+        self, run: _Run, action: EnsureExportJob, caller: Caller
+    ) -> Observation | None:
+        """Preflight once, claim, search if a create may have gone before, then create.
+        None: the claim was lost to another writer."""
+        export, spec = run.export, run.export.spec
+        if not run.preflight_done:
+            refused = await self._preflight(export)
+            if refused is not None:
+                return refused
+            run.preflight_done = True
+        if not run.claimed:
+            claimed = export_state.claim(run.status, caller)
+            try:
+                run.resource_version = await asyncio.to_thread(
+                    self._kube.patch_export_status,
+                    export.namespace,
+                    export.name,
+                    claimed,
+                    run.resource_version,
                 )
-                if found is not None:
-                    return found
-            return await self._aws.run(
-                pinpoint.create_export_job,
+            except client.ApiException as error:
+                if error.status != 409:
+                    raise
+                await self._reread(run)
+                return None
+            run.status = run.written = claimed
+        run.claimed = False  # each attempt claims afresh: its time is what others wait on
+        app, segment = spec["applicationId"], spec.get("segmentId")
+        identity = await self._identity(export)
+        if action.search:
+            pinpoint = Pinpoint(self._aws.client("pinpoint", identity))
+            started = timestamps.parse(run.status.get("startTime") or caller.now)
+            found = await self._aws.run(
+                pinpoint.find_export_job,
+                app,
+                segment,
+                action.s3_url,
+                started - CLOCK_SKEW,
+                run.cursor,
+            )
+            if found is not None:
+                return found
+        creator = Pinpoint(self._aws.client("pinpoint", identity, retries=False))
+        try:
+            created = await self._aws.run(
+                creator.create_export_job,
                 app,
                 spec["roleArn"],
                 action.s3_url,
-                spec.get("segmentId"),
+                segment,
                 spec.get("segmentVersion"),
             )
+        except Exception as error:
+            failure = classify(error, "CreateExportJob")
+            # Refused outright, nothing was made; otherwise the next attempt looks first.
+            run.nothing_created = not failure.ambiguous
+            return failure
+        return created
+
+    async def _preflight(self, export: Export) -> CloudError | None:
+        """What would stop the copy later, refused before Pinpoint runs."""
+        refusal = copy_job.image_refusal(export, self._defaults.copier)
+        if refusal:
+            return CloudError("CopierImageNotAllowed", refusal, transient=False)
+        manifest = copy_job.build(export, self._defaults.copier)
+        return await asyncio.to_thread(self._kube.preflight_copy_job, manifest)
+
+    async def _perform(self, export: Export, action: Action) -> Observation:
+        if isinstance(action, WaitForClaim):
+            return ClaimHeld(action.holder, action.seconds)
+        if isinstance(action, PollExportJob):
+            pinpoint = Pinpoint(self._aws.client("pinpoint", await self._identity(export)))
+            app = export.spec["applicationId"]
+            return await self._aws.run(pinpoint.get_export_job, app, action.job_id)
         if isinstance(action, EnsureCopyJob):
             manifest = copy_job.build(export, self._defaults.copier)
             return await asyncio.to_thread(self._kube.ensure_copy_job, manifest)
@@ -152,11 +260,12 @@ class ExportReconciler:
             )
         raise AssertionError(f"no action for an export in phase {action!r}")
 
-    async def _pinpoint_client(self, export: Export) -> Any:
+    async def _identity(self, export: Export) -> Identity:
+        """Where the export's Pinpoint calls go, and as whom."""
         spec = export.spec
         credentials = spec.get("credentials", {})
         secret = credentials.get("secretRef", {}).get("name")
-        identity = Identity(
+        return Identity(
             region=spec.get("region") or self._defaults.region,
             endpoint_url=spec.get("endpointUrl") or self._defaults.pinpoint_endpoint_url,
             credentials=(
@@ -166,23 +275,17 @@ class ExportReconciler:
             ),
             assume_role_arn=credentials.get("assumeRoleArn"),
         )
-        return self._aws.client("pinpoint", identity)
 
-    async def _commit(
-        self,
-        body: kopf.Body,
-        export: Export,
-        written: Status,
-        status: Status,
-        pending: list[Event],
-    ) -> Status:
+    async def _commit(self, body: kopf.Body, run: _Run) -> None:
         """Patch the status if it changed since last written, then post the Events."""
+        status, written = run.status, run.written
         if status != written:
-            await asyncio.to_thread(
-                self._kube.patch_export_status, export.namespace, export.name, status
+            run.resource_version = await asyncio.to_thread(
+                self._kube.patch_export_status, run.export.namespace, run.export.name, status
             )
+            run.written = status
             if status.get("phase") != written.get("phase"):
                 metrics.TRANSITIONS.labels(status["phase"]).inc()
-        for event in pending:
+        for event in run.pending:
             events.post(body, event)
-        return status
+        run.pending = []

@@ -15,7 +15,7 @@ from typing import Any, Literal, cast
 from pinpoint_export_operator import api
 from pinpoint_export_operator.exports.status import ExportJobStatus, ExportStatus
 from pinpoint_export_operator.runtime import conditions, timestamps
-from pinpoint_export_operator.runtime.errors import CloudError
+from pinpoint_export_operator.runtime.errors import CloudError, bounded
 from pinpoint_export_operator.runtime.events import Event
 
 Status = ExportStatus
@@ -25,6 +25,7 @@ Spec = dict[str, Any]
 PINPOINT_DONE = "COMPLETED"
 PINPOINT_FAILED = ("FAILED", "FAILING")
 MAX_FAILURES = 10
+RETRYING = "Retrying: "
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class CopyJob:
     failure_message: str = ""
     summary: dict[str, Any] | None = None  # the copier's termination message
     created: bool = False
+    waiting: str = ""  # why its pod does not run yet (scheduling, image pull, config)
 
 
 @dataclass(frozen=True)
@@ -90,20 +92,49 @@ class CopyJobMissing:
     name: str
 
 
-Observation = ExportJob | CloudError | CopyJob | CopyJobMissing
+@dataclass(frozen=True)
+class ClaimHeld:
+    """Another process claimed the create; its call may still be running."""
+
+    holder: str
+    seconds: float
+
+
+Observation = ExportJob | CloudError | CopyJob | CopyJobMissing | ClaimHeld
 
 
 # What to do next.
 
 
 @dataclass(frozen=True)
+class Caller:
+    """The process that asks what to do next, and what only it knows."""
+
+    identity: str  # this operator process: status.exportJob.requestedBy when it claims a create
+    now: str
+    # No create under the current claim can have reached Pinpoint: the run was just started
+    # here, or Pinpoint refused the last attempt outright (a 4xx or 429, an unreachable host).
+    nothing_created: bool = False
+
+
+@dataclass(frozen=True)
 class EnsureExportJob:
-    """Adopt the Pinpoint job whose S3 prefix is this run's, else create it. `search` is False
-    only for the first attempt of a run this process has just started: no job can have its
-    prefix yet, so listing the application's jobs (every page of them) would be wasted."""
+    """Claim the create (a status write preconditioned on resourceVersion, so that of two
+    replicas one goes on), then adopt the Pinpoint job whose S3 prefix is this run's, else
+    create it. `search` is False when no earlier create can have reached Pinpoint: a search
+    lists the application's export jobs, which is wasted when nothing can be found."""
 
     s3_url: str
-    search: bool = True
+    search: bool
+
+
+@dataclass(frozen=True)
+class WaitForClaim:
+    """Another process claimed the create moments ago and may still be inside the call: wait
+    until its call must have ended, then look (its job, if it made one, is then listed)."""
+
+    holder: str
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -121,7 +152,12 @@ class ObserveCopyJob:
     name: str
 
 
-Action = EnsureExportJob | PollExportJob | EnsureCopyJob | ObserveCopyJob | None
+Action = EnsureExportJob | WaitForClaim | PollExportJob | EnsureCopyJob | ObserveCopyJob | None
+
+# How long a claim to create the Pinpoint job holds: longer than one CreateExportJob call can
+# last (the client's connect and read timeouts, one attempt), so that a claim older than this
+# means its call has ended, and its job, if any, is listed.
+CLAIM_SECONDS = 60.0
 
 
 @dataclass
@@ -130,30 +166,51 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
     again: bool = False  # act again at once (the next step is ready), not after the interval
     retry: bool = False  # a transient error: come back after a backoff
+    delay: float | None = None  # come back after this many seconds, not the poll interval
 
 
 def is_active(status: Status | None) -> bool:
     return (status or {}).get("phase") not in api.TERMINAL_PHASES
 
 
-def start(export: Export, status: Status, now: str) -> Outcome:
-    """Record the run id and the run's prefix before anything is created anywhere."""
-    new = copy.deepcopy(status)
+def start(export: Export, status: Status, caller: Caller) -> Outcome:
+    """Record the run id and the run's prefix before anything is created anywhere, and claim
+    the first create in the same write."""
+    new = claim(status, caller)
     new["phase"] = "Pending"
     new["runId"] = export.run_id
-    new["startTime"] = status.get("startTime") or now
+    new["startTime"] = status.get("startTime") or caller.now
     new["observedGeneration"] = export.generation
     new["message"] = "Creating the Pinpoint export job"
-    new["exportJob"] = {**status.get("exportJob", {}), "s3Url": export.s3_url}
-    new["conditions"] = _kstatus(new, "Reconciling", "Creating", new["message"], now, export)
-    return Outcome(new, [Event("Normal", "Started", f"Exporting to {export.s3_url}")], again=True)
+    new["exportJob"]["s3Url"] = export.s3_url
+    new["conditions"] = _kstatus(new, "Reconciling", "Creating", new["message"], caller.now, export)
+    return Outcome(new, again=True)
 
 
-def next_action(status: Status) -> Action:
+def claim(status: Status, caller: Caller) -> Status:
+    """The status that claims the next CreateExportJob for `caller`."""
+    new = copy.deepcopy(status)
+    new["exportJob"] = {
+        **status.get("exportJob", {}),
+        "requestedAt": caller.now,
+        "requestedBy": caller.identity,
+    }
+    return new
+
+
+def next_action(status: Status, caller: Caller) -> Action:
     phase = status.get("phase")
     job = status.get("exportJob", {})
     if phase == "Pending":
-        return EnsureExportJob(job["s3Url"])
+        requested, holder = job.get("requestedAt"), job.get("requestedBy")
+        if requested and holder != caller.identity:
+            age = (timestamps.parse(caller.now) - timestamps.parse(requested)).total_seconds()
+            if age < CLAIM_SECONDS:
+                return WaitForClaim(holder or "another replica", CLAIM_SECONDS - age)
+        # Only the process that holds the claim can know that nothing was created under it; a
+        # run without any claim was started by an earlier version, which may have created.
+        search = not (holder == caller.identity and caller.nothing_created)
+        return EnsureExportJob(job["s3Url"], search)
     if phase == "Exporting":
         if job.get("jobStatus") == PINPOINT_DONE:
             return EnsureCopyJob()
@@ -171,6 +228,14 @@ def advance(export: Export, status: Status, seen: Observation, now: str) -> Outc
         return _fail(export, status, seen.reason, seen.message, now)
     if isinstance(seen, ExportJob):
         return _export_job(export, status, seen, now)
+    if isinstance(seen, ClaimHeld):
+        new = copy.deepcopy(status)
+        new["message"] = (
+            f"Waiting {seen.seconds:.0f}s: {seen.holder} claimed the Pinpoint job's creation "
+            "and may still be creating it"
+        )
+        new["conditions"] = _kstatus(new, "Reconciling", "Creating", new["message"], now, export)
+        return Outcome(new, delay=seen.seconds)
     if isinstance(seen, CopyJobMissing):
         # Deleted behind our back (or never recorded): create it again; its name is stable.
         new = copy.deepcopy(status)
@@ -189,6 +254,9 @@ def timed_out(export: Export, status: Status, now: str) -> Outcome | None:
         return None
     job = status.get("exportJob", {})
     message = f"Pinpoint job {job.get('id', '(not created)')} did not finish within {limit}s"
+    if status.get("message", "").startswith(RETRYING):
+        # Say what kept it from finishing, not only that it did not.
+        message += f"; last error: {status['message'].removeprefix(RETRYING)}"
     return _fail(export, status, "ExportTimedOut", message, now)
 
 
@@ -198,7 +266,18 @@ def _export_job(export: Export, status: Status, job: ExportJob, now: str) -> Out
     events = []
     if status.get("phase") == "Pending":
         verb = "Adopted" if job.adopted else "Created"
-        events.append(Event("Normal", f"ExportJob{verb}", f"{verb} Pinpoint export job {job.id}"))
+        prefix = status.get("exportJob", {}).get("s3Url", export.s3_url)
+        message = f"{verb} Pinpoint export job {job.id}, writing to {prefix}"
+        events.append(Event("Normal", f"ExportJob{verb}", message))
+    if job.job_status == PINPOINT_DONE and job.failed_pieces:
+        # Some pieces were never written: what could be copied is not the whole export.
+        message = (
+            f"Pinpoint export job {job.id} completed with {job.failed_pieces} of "
+            f"{job.total_pieces} pieces failed: {'; '.join(job.failures) or 'no details'}"
+        )
+        failed = _fail(export, new, "PiecesFailed", message, now)
+        failed.events[:0] = events
+        return failed
     if job.job_status in PINPOINT_FAILED:
         failures = "; ".join(job.failures) or "no failure details"
         message = f"Pinpoint export job {job.id} ended {job.job_status}: {failures}"
@@ -233,9 +312,6 @@ def _copy_job(export: Export, status: Status, job: CopyJob, now: str) -> Outcome
     events = []
     if status.get("phase") != "Copying":
         new["phase"] = "Copying"
-        destination = f"{export.spec['destination']['claimName']}/{export.output_path}"
-        new["message"] = f"Copying the exported files to {destination}"
-        new["conditions"] = _kstatus(new, "Reconciling", "Copying", new["message"], now, export)
         verb = "Created" if job.created else "Adopted"
         exported = status.get("exportJob", {})
         events.append(
@@ -253,6 +329,14 @@ def _copy_job(export: Export, status: Status, job: CopyJob, now: str) -> Outcome
         return failed
     if job.finished == "Complete":
         return _succeed(export, new, job, now, events)
+    destination = f"{export.spec['destination']['claimName']}/{export.output_path}"
+    running = f"Copying the exported files to {destination}"
+    new["message"] = bounded(f"{running}; waiting: {job.waiting}") if job.waiting else running
+    if new["message"] != status.get("message"):
+        new["conditions"] = _kstatus(new, "Reconciling", "Copying", new["message"], now, export)
+        if job.waiting:
+            # Once per distinct reason: a pod that cannot start says why where users look.
+            events.append(Event("Warning", "CopyPodWaiting", bounded(job.waiting)))
     return Outcome(new, events)
 
 
@@ -280,6 +364,7 @@ def _succeed(
 
 def _fail(export: Export, status: Status, reason: str, message: str, now: str) -> Outcome:
     new = copy.deepcopy(status)
+    message = bounded(message)
     new["phase"], new["completionTime"], new["message"] = "Failed", now, message
     new["conditions"] = _kstatus(new, "Stalled", reason, message, now, export)
     return Outcome(new, [Event("Warning", reason, message)])
@@ -287,11 +372,11 @@ def _fail(export: Export, status: Status, reason: str, message: str, now: str) -
 
 def _retrying(export: Export, status: Status, error: CloudError, now: str) -> Outcome:
     new = copy.deepcopy(status)
-    new["message"] = f"Retrying: {error.message}"
+    new["message"] = bounded(f"{RETRYING}{error.message}")
     new["conditions"] = _kstatus(new, "Reconciling", error.reason, new["message"], now, export)
     # One Warning per kind of trouble, not one per retry.
     unchanged = status.get("message") == new["message"]
-    events = [] if unchanged else [Event("Warning", error.reason, error.message)]
+    events = [] if unchanged else [Event("Warning", error.reason, bounded(error.message))]
     return Outcome(new, events, retry=True)
 
 

@@ -19,6 +19,9 @@ class ExportJobStatus(TypedDict, total=False):
     id: str
     jobStatus: str
     s3Url: str  # the run's prefix, recorded before the job is created
+    # The claim of the latest CreateExportJob, written (preconditioned) before the call.
+    requestedAt: str
+    requestedBy: str
     completedPieces: int
     totalPieces: int
     failedPieces: int

@@ -34,7 +34,9 @@ async def reconcile_export(
     await memo.exports.run(body, stopped, logger)
 
 
+# Async, so that the wakeup (an asyncio.Event) is set on the event loop, not from Kopf's
+# thread pool where sync handlers run.
 @kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_MANAGED_BY: api.MANAGER})
-def copy_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def copy_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     for owner in body.metadata.get("ownerReferences", []):
         memo.exports.wakeups.poke(owner["uid"])

@@ -6,6 +6,7 @@ the configuration in `memo.config`, and puts them in the memo for the handlers t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -18,6 +19,7 @@ from pinpoint_export_operator.exports.kube import Kube
 from pinpoint_export_operator.exports.reconciler import ExportReconciler
 from pinpoint_export_operator.runtime import metrics
 from pinpoint_export_operator.runtime.aws import AwsCalls
+from pinpoint_export_operator.runtime.kube_json import KubeJson, served_resources
 from pinpoint_export_operator.runtime.wakeups import Wakeups
 from pinpoint_export_operator.schedules.kube import ScheduleKube
 from pinpoint_export_operator.schedules.reconciler import ScheduleReconciler
@@ -51,9 +53,22 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         cfg.defaults,
         Wakeups(),
     )
-    memo.schedules = ScheduleReconciler(ScheduleKube(api_client(SCHEDULES_API_POOL)), Wakeups())
+    schedules_client = api_client(SCHEDULES_API_POOL)
+    memo.schedules = ScheduleReconciler(ScheduleKube(schedules_client), Wakeups())
+    memo.discovery = KubeJson(schedules_client)
     if cfg.metrics_port:
         memo.metrics = await metrics.serve(cfg.metrics_port)
+
+
+@kopf.on.probe(id="resources")
+async def resources_served(memo: kopf.Memo, **_: Any) -> str:
+    """/healthz fails while the API server does not serve both resources: an operator started
+    before its CRDs would otherwise serve nothing behind a green probe."""
+    served = await asyncio.to_thread(served_resources, memo.discovery, api.API_VERSION)
+    missing = {api.EXPORTS, api.SCHEDULES} - served
+    if missing:
+        raise kopf.PermanentError(f"{api.API_VERSION} does not serve {', '.join(sorted(missing))}")
+    return "served"
 
 
 @kopf.on.cleanup()

@@ -28,8 +28,9 @@ async def run_schedule(
     await memo.schedules.run(body, stopped, logger)
 
 
+# Async handlers: the wakeups are asyncio.Events, set on the event loop only.
 @kopf.on.event(api.GROUP, api.VERSION, api.SCHEDULES)
-def schedule_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def schedule_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # Only what the daemon has not acted on yet: its own status patches wake nothing.
     status = body.get("status") or {}
     trigger = body.metadata.annotations.get(api.ANNOTATION_TRIGGER)
@@ -40,7 +41,7 @@ def schedule_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.EXPORTS, labels={api.LABEL_SCHEDULE: kopf.PRESENT})
-def export_of_schedule_changed(
+async def export_of_schedule_changed(
     type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
     # A run that finished or went away frees a Forbid schedule, updates lastSuccessfulTime and

@@ -23,7 +23,7 @@ from botocore.credentials import (
     DeferredRefreshableCredentials,
 )
 
-from pinpoint_export_operator.runtime.errors import CloudError, is_transient_status
+from pinpoint_export_operator.runtime.errors import CloudError, bounded, is_transient_status
 
 T = TypeVar("T")
 SESSION_NAME = "pinpoint-export-operator"
@@ -32,6 +32,9 @@ SESSION_NAME = "pinpoint-export-operator"
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 2}, connect_timeout=10, read_timeout=30
 )
+# For calls that create: one attempt. An SDK retry after a lost answer would create twice;
+# the reconciler retries instead, after looking for what the first attempt made.
+NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 _TRANSIENT_CODES = {
     "TooManyRequestsException": "Throttled",
@@ -58,37 +61,47 @@ _TERMINAL_CODES = {
 
 
 def classify(error: Exception, operation: str) -> CloudError:
-    """Which failures a retry can fix (throttling, 5xx, network) and which it cannot."""
+    """Which failures a retry can fix (throttling, 5xx, network) and which it cannot.
+
+    Never raises: whatever the SDK or the network throws becomes a reason and a bounded
+    message, so a failure always shows in status. `ambiguous` marks the failures after which
+    the call may have taken effect (the answer was lost, not the request): a create that
+    fails so must look for what it may have created before creating again. Messages carry
+    the error's type and the service's own words, never the repr of a value."""
     if isinstance(error, botocore.exceptions.ClientError):
         code = error.response.get("Error", {}).get("Code", "Unknown")
         message = error.response.get("Error", {}).get("Message") or str(error)
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        text = f"{operation}: {code}: {message}"
+        text = bounded(f"{operation}: {code}: {message}")
         if code in _TRANSIENT_CODES:
-            return CloudError(_TRANSIENT_CODES[code], text, transient=True)
+            ambiguous = _TRANSIENT_CODES[code] != "Throttled"
+            return CloudError(_TRANSIENT_CODES[code], text, transient=True, ambiguous=ambiguous)
         if code in _TERMINAL_CODES:
             return CloudError(_TERMINAL_CODES[code], text, transient=False)
         if is_transient_status(status):
-            return CloudError("ServiceUnavailable", text, transient=True)
+            return CloudError("ServiceUnavailable", text, transient=True, ambiguous=status != 429)
         return CloudError("UnexpectedResponse", text, transient=False)
-    if isinstance(
-        error,
-        botocore.exceptions.EndpointConnectionError
-        | botocore.exceptions.ConnectionClosedError
-        | botocore.exceptions.ReadTimeoutError
-        | botocore.exceptions.ConnectTimeoutError,
-    ):
-        return CloudError("EndpointUnreachable", f"{operation}: {error}", transient=True)
+    if isinstance(error, botocore.exceptions.ConnectionError):
+        # Never connected (refused, DNS, TLS handshake, proxy): nothing was sent.
+        return CloudError("EndpointUnreachable", bounded(f"{operation}: {error}"), transient=True)
+    if isinstance(error, botocore.exceptions.HTTPClientError):
+        # Sent, then the connection dropped or timed out: the call may have acted.
+        text = bounded(f"{operation}: no answer ({type(error).__name__})")
+        return CloudError("EndpointUnreachable", text, transient=True, ambiguous=True)
     if isinstance(error, botocore.exceptions.NoCredentialsError):
         message = f"{operation}: no AWS credentials: set spec.credentials or an operator identity"
         return CloudError("NoCredentials", message, transient=False)
+    if isinstance(error, botocore.exceptions.NoRegionError):
+        message = f"{operation}: no AWS region: set spec.region or the operator's --region"
+        return CloudError("NoRegion", message, transient=False)
     if isinstance(error, botocore.exceptions.ParamValidationError):
-        return CloudError("InvalidSpec", f"{operation}: {error}", transient=False)
+        return CloudError("InvalidSpec", bounded(f"{operation}: {error}"), transient=False)
     if isinstance(error, KeyError | TypeError | ValueError):
-        return CloudError(
-            "UnexpectedResponse", f"{operation}: unexpected response: {error!r}", False
-        )
-    raise error
+        text = f"{operation}: unexpected response ({type(error).__name__})"
+        return CloudError("UnexpectedResponse", text, transient=False)
+    # Anything else (a bug, a library's own error): retried, shown, and never silent.
+    text = f"{operation}: unexpected {type(error).__module__}.{type(error).__name__}"
+    return CloudError("UnexpectedError", text, transient=True, ambiguous=True)
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,7 @@ class AwsCalls:
         # One loader for every session: the service model is parsed once (~9 MB for
         # Pinpoint) rather than once per identity.
         self._loader = botocore.loaders.create_loader()
-        self._clients: dict[tuple[str, Identity], Any] = {}  # least recently used first
+        self._clients: dict[tuple[str, Identity, bool], Any] = {}  # least recently used first
         self._lock = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -135,9 +148,10 @@ class AwsCalls:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
 
-    def client(self, service: str, identity: Identity) -> Any:
-        """A client per (service, identity): creating one costs tens of milliseconds."""
-        key = (service, identity)
+    def client(self, service: str, identity: Identity, *, retries: bool = True) -> Any:
+        """A client per (service, identity): creating one costs tens of milliseconds.
+        `retries=False` for calls that create something (see NO_RETRY)."""
+        key = (service, identity, retries)
         with self._lock:
             client = self._clients.pop(key, None)
             if client is None:
@@ -145,7 +159,7 @@ class AwsCalls:
                     service,  # type: ignore[call-overload]
                     region_name=identity.region,
                     endpoint_url=identity.endpoint_url,
-                    config=self._config,
+                    config=self._config if retries else self._config.merge(NO_RETRY),
                 )
             self._clients[key] = client
             while len(self._clients) > MAX_CLIENTS:

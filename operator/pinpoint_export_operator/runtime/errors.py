@@ -7,24 +7,34 @@ cannot fix it. Pinpoint, S3 and Kubernetes failures all follow it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the copier uses this module too, without loading the Kubernetes client
     from kubernetes import client
 
-MAX_MESSAGE = 1024  # status messages and Events stay readable, and bounded
+# Status messages and Events stay readable, and far below what the API server refuses; the
+# operator's log keeps the whole text.
+MAX_MESSAGE = 400
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
+    """`message`, cut to `limit` characters with a visible mark where it was cut."""
+    return message if len(message) <= limit else message[: limit - 15] + " … (truncated)"
 
 
 @dataclass(frozen=True)
 class CloudError:
     """A call that failed. Transient ones are retried with backoff; the others end the run.
 
-    `reason` is CamelCase (a condition reason, an Event reason); `message` says what to do."""
+    `reason` is CamelCase (a condition reason, an Event reason); `message` says what to do.
+    `ambiguous`: the call may have taken effect although it failed (its answer was lost)."""
 
     reason: str
     message: str
     transient: bool
+    ambiguous: bool = False
 
 
 def is_transient_status(status: int) -> bool:
@@ -35,7 +45,15 @@ def is_transient_status(status: int) -> bool:
 def kubernetes_error(error: client.ApiException, operation: str) -> CloudError:
     """An API server refusal as a CloudError, by the rule above."""
     status = int(error.status or 0)
-    message = f"{operation}: Kubernetes API {status} {error.reason}: {error.body}"
+    message = bounded(f"{operation}: Kubernetes API {status} {error.reason}: {_detail(error)}")
     if is_transient_status(status):
-        return CloudError("KubernetesUnavailable", message[:MAX_MESSAGE], transient=True)
-    return CloudError("KubernetesRejected", message[:MAX_MESSAGE], transient=False)
+        return CloudError("KubernetesUnavailable", message, transient=True)
+    return CloudError("KubernetesRejected", message, transient=False)
+
+
+def _detail(error: client.ApiException) -> str:
+    """The API server's own message (a metav1.Status), else the raw body."""
+    try:
+        return str(json.loads(error.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(error.body)

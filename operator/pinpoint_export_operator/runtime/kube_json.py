@@ -91,3 +91,14 @@ def namespaced(group_version: str, namespace: str, resource: str, name: str = ""
     prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
     path = f"{prefix}/namespaces/{namespace}/{resource}"
     return f"{path}/{name}" if name else path
+
+
+def served_resources(kube: KubeJson, group_version: str) -> set[str]:
+    """The resources the API server serves in `group_version` (empty if it serves none)."""
+    try:
+        discovery = kube.get(f"/apis/{group_version}")
+    except client.ApiException as error:
+        if error.status == 404:
+            return set()
+        raise
+    return {resource["name"] for resource in discovery.get("resources", [])}

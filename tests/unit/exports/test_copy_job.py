@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from pinpoint_export_operator import cli
 from pinpoint_export_operator.config import CopierDefaults
 from pinpoint_export_operator.copier.exitcodes import PERMANENT_EXIT_CODES
@@ -115,3 +117,24 @@ def test_only_allowed_copier_images_may_be_chosen() -> None:
     refusal = copy_job.image_refusal(make_export(copy={"image": "evil/miner:1"}), allowing)
     assert refusal is not None and "spec.copy.image" in refusal
     assert copy_job.image_refusal(chosen, DEFAULTS) is not None  # none allowed by default
+
+
+@pytest.mark.parametrize(
+    ("image", "allowed"),
+    [
+        ("registry.corp/ppe:2", True),
+        ("registry.corp:5000/ppe:2", True),
+        ("registry.corp.evil.io/ppe:2", False),  # a raw string prefix would admit this
+        ("registry.corpus/ppe:2", False),
+        ("registry.corp", True),
+    ],
+)
+def test_allowed_images_match_at_a_path_boundary(image: str, allowed: bool) -> None:
+    defaults = CopierDefaults(image="example/ppe:1", allowed_images=("registry.corp",))
+    refusal = copy_job.image_refusal(make_export(copy={"image": image}), defaults)
+    assert (refusal is None) is allowed
+
+
+def test_the_copy_stage_has_a_deadline_by_default() -> None:
+    manifest = copy_job.build(make_export(), DEFAULTS)
+    assert manifest["spec"]["activeDeadlineSeconds"] == copy_job.COPY_DEADLINE

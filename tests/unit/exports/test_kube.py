@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+import pytest
+from kubernetes import client
+
 from pinpoint_export_operator.exports.copy_job import CONTAINER
-from pinpoint_export_operator.exports.kube import _copy_job, _termination
+from pinpoint_export_operator.exports.kube import (
+    CredentialsError,
+    Kube,
+    _copy_job,
+    _termination,
+    _waiting,
+)
 from pinpoint_export_operator.runtime.kube_json import namespaced
 
 
@@ -68,3 +78,106 @@ def test_termination_of_the_copier_container_only() -> None:
 def test_paths_of_core_and_group_resources() -> None:
     assert namespaced("v1", "ns", "secrets", "s") == "/api/v1/namespaces/ns/secrets/s"
     assert namespaced("batch/v1", "ns", "jobs") == "/apis/batch/v1/namespaces/ns/jobs"
+
+
+class FakeKubeJson:
+    """Answers GETs from a dict of path -> object; 404 for the rest."""
+
+    def __init__(self, objects: dict[str, Any]) -> None:
+        self.objects = objects
+
+    def get(self, path: str, query: dict[str, str] | None = None) -> Any:
+        if path not in self.objects:
+            raise client.ApiException(status=404, reason="Not Found")
+        return self.objects[path]
+
+
+def kube_with_secret(data: dict[str, bytes]) -> Kube:
+    kube = Kube.__new__(Kube)
+    secret = {
+        "metadata": {"resourceVersion": "7"},
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+    }
+    kube._kube = FakeKubeJson({namespaced("v1", "ns", "secrets", "keys"): secret})  # type: ignore[assignment]
+    return kube
+
+
+def test_secret_values_are_stripped() -> None:
+    kube = kube_with_secret(
+        {
+            "AWS_ACCESS_KEY_ID": b"AKIAEXAMPLE\n",
+            "AWS_SECRET_ACCESS_KEY": b" s3cr3t \n",
+            "AWS_SESSION_TOKEN": b"token\n",
+            "UNRELATED": b"\xff\xfe not read",
+        }
+    )
+    credentials = kube.read_credentials("ns", "keys")
+    assert (credentials.access_key_id, credentials.secret_access_key) == ("AKIAEXAMPLE", "s3cr3t")
+    assert credentials.session_token == "token"
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe\x00binary", b"two\nlines", b"   "])
+def test_a_bad_secret_value_is_named_by_key_and_never_shown(value: bytes) -> None:
+    kube = kube_with_secret({"AWS_ACCESS_KEY_ID": b"AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": value})
+    with pytest.raises(CredentialsError) as raised:
+        kube.read_credentials("ns", "keys")
+    error = raised.value.error
+    assert (error.reason, error.transient) == ("InvalidCredentialsSecret", False)
+    assert "AWS_SECRET_ACCESS_KEY" in error.message
+    for fragment in (value.decode("latin-1").strip(), repr(value), "binary", "lines"):
+        if fragment:
+            assert fragment not in error.message
+
+
+def test_a_missing_secret_is_waited_for() -> None:
+    kube = kube_with_secret({})
+    with pytest.raises(CredentialsError) as raised:
+        kube.read_credentials("ns", "other")
+    assert raised.value.error.transient
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (
+            {
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": 'persistentvolumeclaim "exports" not found',
+                    }
+                ]
+            },
+            'Unschedulable: persistentvolumeclaim "exports" not found',
+        ),
+        (
+            {
+                "containerStatuses": [
+                    {
+                        "name": CONTAINER,
+                        "state": {
+                            "waiting": {
+                                "reason": "ImagePullBackOff",
+                                "message": "Back-off pulling image",
+                            }
+                        },
+                    }
+                ]
+            },
+            "ImagePullBackOff: Back-off pulling image",
+        ),
+        (
+            {
+                "containerStatuses": [
+                    {"name": CONTAINER, "state": {"waiting": {"reason": "ContainerCreating"}}}
+                ]
+            },
+            "",
+        ),
+        ({"phase": "Running"}, ""),
+    ],
+)
+def test_why_a_copy_pod_waits(status: dict[str, Any], reason: str) -> None:
+    assert _waiting({"status": status}) == reason

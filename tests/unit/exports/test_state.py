@@ -20,7 +20,9 @@ from pinpoint_export_operator.exports.state import (
 )
 
 T0 = "2026-11-28T10:00:00Z"
+STARTER = state.Caller("operator-a", T0, nothing_created=True)
 T1 = "2026-11-28T10:00:15Z"
+LATER = state.Caller("operator-a", T1)
 
 
 def make_export(**spec: Any) -> Export:
@@ -45,7 +47,7 @@ def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def pending() -> dict[str, Any]:
-    return state.start(make_export(), {}, T0).status
+    return state.start(make_export(), {}, STARTER).status
 
 
 def exporting(job_status: str = "PROCESSING") -> dict[str, Any]:
@@ -53,18 +55,21 @@ def exporting(job_status: str = "PROCESSING") -> dict[str, Any]:
 
 
 def test_start_records_run_id_and_prefix_before_anything_is_created() -> None:
-    outcome = state.start(make_export(), {}, T0)
+    outcome = state.start(make_export(), {}, STARTER)
     assert outcome.status["phase"] == "Pending"
     assert outcome.status["runId"] == "20261128T100000Z-1a2b3c4d"
     assert outcome.status["exportJob"]["s3Url"] == (
         "s3://bucket/exports/marketing/nightly/20261128T100000Z-1a2b3c4d/"
     )
     assert outcome.again
-    assert [e.reason for e in outcome.events] == ["Started"]
+    assert outcome.events == []  # ExportJobCreated tells the story once Pinpoint answered
+    assert outcome.status["exportJob"]["requestedBy"] == "operator-a"
     assert condition(outcome.status, "Reconciling")["status"] == "True"
     assert condition(outcome.status, "Ready")["status"] == "False"
-    assert state.next_action(outcome.status) == EnsureExportJob(
-        outcome.status["exportJob"]["s3Url"]
+    # The process that started the run knows no create was sent yet: no search.
+    just_started = state.Caller("operator-a", T0, nothing_created=True)
+    assert state.next_action(outcome.status, just_started) == EnsureExportJob(
+        outcome.status["exportJob"]["s3Url"], search=False
     )
 
 
@@ -77,7 +82,7 @@ def test_created_or_adopted_job_moves_to_exporting(adopted: bool, reason: str) -
     assert outcome.status["phase"] == "Exporting"
     assert outcome.status["exportJob"]["id"] == "job1"
     assert [e.reason for e in outcome.events] == [reason]
-    assert state.next_action(outcome.status) == PollExportJob("job1")
+    assert state.next_action(outcome.status, LATER) == PollExportJob("job1")
 
 
 @pytest.mark.parametrize(
@@ -91,7 +96,7 @@ def test_running_statuses_keep_polling(job_status: str) -> None:
     assert outcome.status["progress"] == "1/3"
     assert outcome.status["exportJob"]["jobStatus"] == job_status
     assert not outcome.again and not outcome.retry
-    assert state.next_action(outcome.status) == PollExportJob("job1")
+    assert state.next_action(outcome.status, LATER) == PollExportJob("job1")
 
 
 def test_same_observation_twice_changes_nothing() -> None:
@@ -107,7 +112,7 @@ def test_completed_job_leads_to_the_copy_job_at_once() -> None:
     outcome = state.advance(make_export(), exporting(), job, T1)
     assert outcome.again
     assert outcome.events == []  # told by the copy Job's Event, one write later
-    assert state.next_action(outcome.status) == EnsureCopyJob()
+    assert state.next_action(outcome.status, LATER) == EnsureCopyJob()
     copying = state.advance(
         make_export(), outcome.status, CopyJob("nightly-copy", created=True), T1
     )
@@ -115,7 +120,7 @@ def test_completed_job_leads_to_the_copy_job_at_once() -> None:
     assert copying.status["copyJob"]["name"] == "nightly-copy"
     assert [e.reason for e in copying.events] == ["CopyJobCreated"]
     assert "exported 100 endpoints in 3 pieces" in copying.events[0].message
-    assert state.next_action(copying.status) == ObserveCopyJob("nightly-copy")
+    assert state.next_action(copying.status, LATER) == ObserveCopyJob("nightly-copy")
 
 
 def test_failed_job_is_terminal_with_pinpoint_failures_in_the_message() -> None:
@@ -134,14 +139,14 @@ def test_failed_job_is_terminal_with_pinpoint_failures_in_the_message() -> None:
     }
     assert condition(status, "Reconciling")["status"] == "False"
     assert [e.type for e in outcome.events] == ["Warning"]
-    assert state.next_action(status) is None
+    assert state.next_action(status, LATER) is None
     assert not state.is_active(status)
 
 
 def test_failing_job_is_reported_but_polled_until_failed() -> None:
     outcome = state.advance(make_export(), exporting(), ExportJob("job1", "FAILING"), T1)
     assert outcome.status["phase"] == "Exporting"
-    assert state.next_action(outcome.status) == PollExportJob("job1")
+    assert state.next_action(outcome.status, LATER) == PollExportJob("job1")
 
 
 def test_transient_error_retries_and_warns_once() -> None:
@@ -219,7 +224,7 @@ def test_copy_job_running_updates_counts_only() -> None:
 def test_missing_copy_job_is_created_again() -> None:
     outcome = state.advance(make_export(), copying(), CopyJobMissing("nightly-copy"), T1)
     assert outcome.again
-    assert state.next_action(outcome.status) == EnsureCopyJob()
+    assert state.next_action(outcome.status, LATER) == EnsureCopyJob()
 
 
 def test_condition_transition_time_moves_only_on_flip() -> None:
@@ -229,3 +234,77 @@ def test_condition_transition_time_moves_only_on_flip() -> None:
         make_export(), status, ExportJob("job1", "PROCESSING"), "2026-11-28T11:00:00Z"
     )
     assert condition(later.status, "Reconciling")["lastTransitionTime"] == before
+
+
+def claimed_by(holder: str, at: str) -> dict[str, Any]:
+    status = pending()
+    status["exportJob"].update(requestedBy=holder, requestedAt=at)
+    return status
+
+
+def test_a_fresh_claim_of_another_replica_is_waited_out() -> None:
+    action = state.next_action(claimed_by("operator-b", T0), LATER)
+    assert action == state.WaitForClaim("operator-b", state.CLAIM_SECONDS - 15)
+    outcome = state.advance(make_export(), pending(), state.ClaimHeld("operator-b", 45), T1)
+    assert outcome.delay == 45 and "operator-b" in outcome.status["message"]
+
+
+def test_an_expired_claim_of_another_replica_means_search_then_create() -> None:
+    later = state.Caller("operator-a", "2026-11-28T10:01:01Z")
+    action = state.next_action(claimed_by("operator-b", T0), later)
+    assert action == EnsureExportJob(pending()["exportJob"]["s3Url"], search=True)
+
+
+@pytest.mark.parametrize(("nothing_created", "search"), [(True, False), (False, True)])
+def test_own_claim_searches_only_if_a_create_may_have_gone_through(
+    nothing_created: bool, search: bool
+) -> None:
+    caller = state.Caller("operator-a", T1, nothing_created=nothing_created)
+    action = state.next_action(claimed_by("operator-a", T0), caller)
+    assert isinstance(action, EnsureExportJob) and action.search is search
+
+
+def test_a_run_without_any_claim_is_searched() -> None:
+    """Written by an earlier version, which claimed nothing and may have created."""
+    status = pending()
+    del status["exportJob"]["requestedAt"], status["exportJob"]["requestedBy"]
+    action = state.next_action(status, state.Caller("operator-b", T1, nothing_created=True))
+    assert isinstance(action, EnsureExportJob) and action.search is True
+
+
+def test_completed_with_failed_pieces_is_not_ready() -> None:
+    job = ExportJob("job1", "COMPLETED", total_pieces=3, failed_pieces=1, failures=("p2: denied",))
+    outcome = state.advance(make_export(), exporting(), job, T1)
+    assert outcome.status["phase"] == "Failed"
+    assert condition(outcome.status, "Stalled")["reason"] == "PiecesFailed"
+    assert "1 of 3 pieces failed" in outcome.status["message"]
+    assert "p2: denied" in outcome.status["message"]
+
+
+def test_a_timeout_says_what_kept_failing() -> None:
+    error = CloudError("Throttled", "GetExportJob: TooManyRequestsException: slow down", True)
+    retrying = state.advance(make_export(), exporting(), error, T1).status
+    outcome = state.timed_out(
+        make_export(exportTimeoutSeconds=60), retrying, "2026-11-29T00:00:00Z"
+    )
+    assert outcome is not None
+    assert "did not finish within 60s; last error: GetExportJob" in outcome.status["message"]
+
+
+def test_messages_are_bounded() -> None:
+    error = CloudError("UnexpectedResponse", "x" * 40_000, transient=False)
+    outcome = state.advance(make_export(), exporting(), error, T1)
+    assert len(outcome.status["message"]) <= 400
+    assert outcome.status["message"].endswith("(truncated)")
+    assert all(len(e.message) <= 400 for e in outcome.events)
+
+
+def test_a_waiting_copy_pod_is_reported_once() -> None:
+    waiting = CopyJob("nightly-copy", waiting="ImagePullBackOff: back-off pulling image")
+    first = state.advance(make_export(), copying(), waiting, T1)
+    assert "waiting: ImagePullBackOff" in first.status["message"]
+    assert [e.reason for e in first.events] == ["CopyPodWaiting"]
+    again = state.advance(make_export(), first.status, waiting, T1)
+    assert again.events == [] and again.status == first.status
+    running = state.advance(make_export(), first.status, CopyJob("nightly-copy", active=1), T1)
+    assert "waiting" not in running.status["message"]
