@@ -1,4 +1,7 @@
-"""Fault injection: throttling, server errors, latency, failed and frozen export jobs."""
+"""Fault injection: throttling, server errors, latency, failed and frozen export jobs, and the
+failures an exactly-once client must survive: answers lost after their call took effect, and
+slow or truncated listings of export jobs.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +15,29 @@ from pinpoint_export_sandbox.emulator.model import ApiError, service_model
 from pinpoint_export_sandbox.emulator.storage import JOB_STATUSES
 
 ERROR_CODES = frozenset(shape.name for shape in service_model().error_shapes)
+# A load balancer's bare 5xx page: no modeled body, so botocore takes the status as the code.
+GATEWAY_STATUSES = ("502", "503", "504")
+# How a lost answer can look: a modeled server error, or a gateway's status.
+LOST_ANSWER_CODES = frozenset(
+    {
+        shape.name
+        for shape in service_model().error_shapes
+        if shape.metadata.get("error", {}).get("httpStatusCode", 400) >= 500
+    }
+    | set(GATEWAY_STATUSES)
+)
+LOSE_RESPONSE_MODES = ("error", "drop")
+# The listings the list_* settings slow down and truncate (whatever `operations` says).
+LISTINGS = frozenset({"GetExportJobs", "GetSegmentExportJobs"})
 
 
 @dataclass(frozen=True)
 class Faults:
-    """What to break. Rates are fractions of the calls to `operations` (None: every operation)."""
+    """What to break. Rates are fractions of the calls to `operations` (None: every operation).
+
+    `operations` also limits `latency_seconds` and the lost answers; the list_* settings always
+    apply to the listings of export jobs (`LISTINGS`) alone.
+    """
 
     throttle_rate: float = 0.0  # 429 TooManyRequestsException
     error_rate: float = 0.0  # answered with `error_code` instead
@@ -24,6 +45,14 @@ class Faults:
     latency_seconds: float = 0.0  # added before each answer
     fail_jobs: int = 0  # the next N export jobs end FAILED
     freeze_status: str | None = None  # jobs stop when they reach this status until unfrozen
+    # The next `lose_count` calls that take effect lose their answer: "error" answers them with
+    # `lose_response_code` (a modeled 5xx, or a gateway's bare 502/503/504), "drop" closes the
+    # connection without an answer. Calls refused before taking effect never lose one.
+    lose_response: str | None = None
+    lose_response_code: str = "InternalServerErrorException"
+    lose_count: int = 1
+    list_latency_seconds: float = 0.0  # added before each answer to a listing
+    list_page_limit: int | None = None  # listings' pages hold at most this many jobs
     operations: tuple[str, ...] | None = None
     seed: int | None = None  # makes the throttle/error draws reproducible
 
@@ -32,8 +61,20 @@ class Faults:
             raise ValueError("rates must be within [0, 1]")
         if self.throttle_rate + self.error_rate > 1:
             raise ValueError("throttle_rate + error_rate must not exceed 1")
-        if self.latency_seconds < 0 or self.fail_jobs < 0:
-            raise ValueError("latency_seconds and fail_jobs must not be negative")
+        if self.latency_seconds < 0 or self.list_latency_seconds < 0:
+            raise ValueError("latency_seconds and list_latency_seconds must not be negative")
+        if not _is_count(self.fail_jobs) or not _is_count(self.lose_count):
+            raise ValueError("fail_jobs and lose_count must be integers >= 0")
+        if self.list_page_limit is not None and not (
+            _is_count(self.list_page_limit) and self.list_page_limit >= 1
+        ):
+            raise ValueError("list_page_limit must be an integer >= 1")
+        if self.lose_response is not None and self.lose_response not in LOSE_RESPONSE_MODES:
+            raise ValueError(f"lose_response must be one of {', '.join(LOSE_RESPONSE_MODES)}")
+        if self.lose_response_code not in LOST_ANSWER_CODES:
+            raise ValueError(
+                f"lose_response_code must be one of {', '.join(sorted(LOST_ANSWER_CODES))}"
+            )
         if self.error_code not in ERROR_CODES:
             raise ValueError(f"error_code must be one of {', '.join(sorted(ERROR_CODES))}")
         if self.freeze_status is not None and self.freeze_status not in JOB_STATUSES:
@@ -52,6 +93,17 @@ class Faults:
         if self.operations is not None:
             document["operations"] = list(self.operations)
         return document
+
+
+@dataclass(frozen=True)
+class LostAnswer:
+    """The answer to a call that took effect, lost: an error in its place, or nothing at all."""
+
+    error_code: str | None  # one of LOST_ANSWER_CODES; None: the connection drops
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class FaultInjector:
@@ -73,11 +125,18 @@ class FaultInjector:
 
     async def before(self, operation: str) -> None:
         """Delay a call to `operation`, or fail it, as configured."""
-        if self.applies(operation) and self.faults.latency_seconds:
-            await asyncio.sleep(self.faults.latency_seconds)
+        delay = self.delay_for(operation)
+        if delay:
+            await asyncio.sleep(delay)
         code = self.error_for(operation)
         if code is not None:
             raise ApiError(code, "Injected by the Pinpoint emulator")
+
+    def delay_for(self, operation: str) -> float:
+        """The seconds to wait before answering `operation`."""
+        faults = self.faults
+        delay = faults.latency_seconds if self.applies(operation) else 0.0
+        return delay + (faults.list_latency_seconds if operation in LISTINGS else 0.0)
 
     def error_for(self, operation: str) -> str | None:
         """The error code to answer `operation` with instead of serving it, if any."""
@@ -90,6 +149,21 @@ class FaultInjector:
         if draw < faults.throttle_rate + faults.error_rate:
             return faults.error_code
         return None
+
+    def take_lost_answer(self, operation: str) -> LostAnswer | None:
+        """How the answer to a call of `operation` that took effect is lost, if it is.
+
+        Consumes one of `lose_count`.
+        """
+        faults = self.faults
+        if faults.lose_response is None or faults.lose_count <= 0 or not self.applies(operation):
+            return None
+        self.faults = dataclasses.replace(faults, lose_count=faults.lose_count - 1)
+        return LostAnswer(faults.lose_response_code if faults.lose_response == "error" else None)
+
+    def listing_page_limit(self) -> int | None:
+        """The most jobs a page of a listing holds, whatever PageSize asks."""
+        return self.faults.list_page_limit
 
     def take_job_failure(self) -> bool:
         """Whether a new export job should fail (consumes one of `fail_jobs`)."""

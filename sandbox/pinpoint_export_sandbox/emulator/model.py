@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import http
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -211,6 +212,12 @@ def unmodeled_error(status: int, code: str, message: str) -> WireResponse:
     """An error from AWS's front door (authentication), which no service model describes."""
     headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
     return WireResponse(status, headers, json.dumps({"message": message}).encode())
+
+
+def gateway_error(status: int) -> WireResponse:
+    """A load balancer's bare error page: botocore reports the status itself as the code."""
+    page = f"<html><body><h1>{status} {http.HTTPStatus(status).phrase}</h1></body></html>"
+    return WireResponse(status, {"Content-Type": "text/html"}, page.encode())
 
 
 def _from_text(shape: Shape, text: str) -> Any:

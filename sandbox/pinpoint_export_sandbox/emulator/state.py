@@ -2,12 +2,14 @@
 
 Every operation is a method named like botocore's client method (`create_export_job`) that takes
 the parsed parameters and returns the output parameters, raising `ApiError` as the service would.
-Nothing here does I/O or waits: export jobs are handed to `on_export`, which runs them. What the
-operations read and write is held in `storage`.
+Nothing here does I/O or waits: export jobs are handed to `on_export`, which runs them, and
+`listing_page_limit` may cap the pages of job listings (a fault). What the operations read and
+write is held in `storage`.
 """
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -34,6 +36,10 @@ MAX_BATCH = 100
 
 def _ignore_job(job: ExportJob) -> None:
     pass
+
+
+def _no_page_limit() -> int | None:
+    return None
 
 
 class Pinpoint:
@@ -63,10 +69,12 @@ class Pinpoint:
         region: str = "us-east-1",
         account_id: str = "123456789012",
         on_export: Callable[[ExportJob], object] = _ignore_job,
+        listing_page_limit: Callable[[], int | None] = _no_page_limit,
     ) -> None:
         self.region = region
         self.account_id = account_id
         self.on_export = on_export
+        self.listing_page_limit = listing_page_limit
         self.apps: dict[str, App] = {}
 
     def handler(self, operation: str) -> Handler:
@@ -205,7 +213,7 @@ class Pinpoint:
 
     def get_export_job(self, params: Params, request_id: str) -> Params:
         app = self.app(params["ApplicationId"])
-        for job in app.jobs:
+        for job in reversed(app.jobs):  # the jobs clients ask about are mostly recent ones
             if job.id == params["JobId"]:
                 return {"ExportJobResponse": job.response()}
         raise not_found(f"Export job {params['JobId']} not found")
@@ -220,10 +228,11 @@ class Pinpoint:
             params, [j for j in app.jobs if j.definition.get("SegmentId") == segment.id]
         )
 
-    @staticmethod
-    def _jobs(params: Params, jobs: list[ExportJob]) -> Params:
+    def _jobs(self, params: Params, jobs: list[ExportJob]) -> Params:
         # Newest first, like the real service.
-        page, token = _paginate(jobs[::-1], params, lambda j: j.seq, descending=True)
+        page, token = _paginate(
+            jobs[::-1], params, lambda j: j.seq, descending=True, limit=self.listing_page_limit()
+        )
         return {"ExportJobsResponse": _page([j.response() for j in page], token)}
 
 
@@ -244,25 +253,28 @@ def _page(items: list[Params], token: str | None) -> Params:
 
 
 def _paginate(
-    items: Sequence[T], params: Params, key: Callable[[T], int], descending: bool
+    items: Sequence[T],
+    params: Params,
+    key: Callable[[T], int],
+    descending: bool,
+    limit: int | None = None,
 ) -> tuple[list[T], str | None]:
-    """A page of `items` (sorted by `key`) and the token for the next one.
+    """A page of `items` (sorted by `key`), at most `limit` long, and the token for the next one.
 
     The token names the next item's key rather than an offset, so that items created or deleted
     while a client walks the pages neither repeat nor go missing.
     """
     size = _page_size(params.get("PageSize"))
+    if limit is not None:
+        size = min(size, limit)
     start = 0
     if params.get("Token"):
         try:
             after = int(params["Token"], 16)
         except ValueError:
             raise bad_request("Invalid pagination token") from None
-
-        def reached(item: T) -> bool:
-            return key(item) <= after if descending else key(item) >= after
-
-        start = next((i for i, item in enumerate(items) if reached(item)), len(items))
+        sign = -1 if descending else 1  # bisect wants ascending keys
+        start = bisect.bisect_left(items, sign * after, key=lambda item: sign * key(item))
     page = list(items[start : start + size])
     rest = items[start + size : start + size + 1]
     return page, (format(key(rest[0]), "x") if rest else None)
