@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import yaml
 from kubernetes import client
 
 from pinpoint_export_operator import api as names
+from pinpoint_export_operator.runtime import timestamps
 from pinpoint_export_sandbox import process
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 from pinpoint_export_sandbox.s3server import S3Credentials
@@ -125,6 +127,38 @@ class Exports:
         return wait_phase(
             self.api, self.namespace, name, phases or ("Succeeded", "Failed"), timeout
         )
+
+    def event_reasons(self, name: str) -> set[str]:
+        events = client.CoreV1Api(self.api).list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name}"
+        )
+        return {e.reason for e in events.items}
+
+    def run_prefix(self, name: str) -> tuple[str, str]:
+        """The run id and S3 prefix the operator derives for export `name`."""
+        meta = self.read(name)["metadata"]
+        run = names.run_id(timestamps.parse(meta["creationTimestamp"]), meta["uid"])
+        return run, names.run_prefix(f"s3://{BUCKET}/endpoints/", self.namespace, name, run)
+
+    def resume_as_pending(
+        self, name: str, claimed_by: str | None = None, seconds_ago: float = 0
+    ) -> str:
+        """Write the status a dead operator would have left: the run recorded, a create
+        claimed (or not, as an earlier version left it), nothing more. The run's prefix."""
+        run, prefix = self.run_prefix(name)
+        job: dict[str, Any] = {"s3Url": prefix}
+        if claimed_by is not None:
+            at = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+            job.update(requestedBy=claimed_by, requestedAt=timestamps.format(at))
+        client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
+            names.GROUP,
+            names.VERSION,
+            self.namespace,
+            names.EXPORTS,
+            name,
+            {"status": {"phase": "Pending", "runId": run, "exportJob": job}},
+        )
+        return prefix
 
 
 @pytest.fixture

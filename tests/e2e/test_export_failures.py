@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,12 +12,11 @@ import boto3
 import pytest
 from kubernetes import client
 
-from pinpoint_export_operator import api as names
-from pinpoint_export_operator.runtime import timestamps
 from pinpoint_export_sandbox import process
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_sandbox.s3server import S3Credentials
 
-from .conftest import BUCKET, ROLE_ARN, Exports
+from .conftest import ROLE_ARN, Exports
 from .operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -30,13 +31,6 @@ def clean_emulator(emulator: EmulatorAdmin) -> Iterator[None]:
 
 def condition(export: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in export["status"]["conditions"] if c["type"] == type_)
-
-
-def event_reasons(exports: Exports, name: str) -> set[str]:
-    events = client.CoreV1Api(exports.api).list_namespaced_event(
-        exports.namespace, field_selector=f"involvedObject.name={name}"
-    )
-    return {e.reason for e in events.items}
 
 
 def pinpoint_client(url: str) -> Any:
@@ -87,28 +81,21 @@ def test_crash_after_creating_the_job_adopts_it(
     emulator.seed(exports.app, 100)
     operator.kill()
     try:
-        meta = exports.apply("crashy")["metadata"]
-        run = names.run_id(timestamps.parse(meta["creationTimestamp"]), meta["uid"])
-        prefix = names.run_prefix(f"s3://{BUCKET}/endpoints/", exports.namespace, "crashy", run)
-        # What the dead incarnation did: recorded the run, created the job, recorded nothing more.
+        exports.apply("crashy")
+        # What the dead incarnation (an earlier version, which claimed nothing) did: recorded
+        # the run, created the job, recorded nothing more.
+        _, prefix = exports.run_prefix("crashy")
         pinpoint_client(emulator.url).create_export_job(
             ApplicationId=exports.app,
             ExportJobRequest={"RoleArn": ROLE_ARN, "S3UrlPrefix": prefix},
         )
-        client.CustomObjectsApi(exports.api).patch_namespaced_custom_object_status(
-            names.GROUP,
-            names.VERSION,
-            exports.namespace,
-            names.EXPORTS,
-            "crashy",
-            {"status": {"phase": "Pending", "runId": run, "exportJob": {"s3Url": prefix}}},
-        )
+        exports.resume_as_pending("crashy")
     finally:
         operator.start()
 
     assert exports.wait("crashy")["status"]["phase"] == "Succeeded"
     assert emulator.counters().get("CreateExportJob") == 1
-    assert "ExportJobAdopted" in event_reasons(exports, "crashy")
+    assert "ExportJobAdopted" in exports.event_reasons("crashy")
 
 
 def test_killed_at_any_point_creates_one_job_and_succeeds(
@@ -131,8 +118,10 @@ def test_killed_at_any_point_creates_one_job_and_succeeds(
     emulator.set_faults()  # the job goes on while the operator is down
     operator.start()
 
-    assert exports.wait("killed")["status"]["phase"] == "Succeeded"
-    assert emulator.counters().get("CreateExportJob") == 1
+    export = exports.wait("killed", timeout=240)
+    assert export["status"]["phase"] == "Succeeded"
+    # Jobs made, not requests received: a request cut off by the kill may have made nothing.
+    assert len(emulator.jobs(exports.app, export["status"]["exportJob"]["s3Url"])) == 1
 
 
 def test_throttling_and_server_errors_are_retried(
@@ -155,3 +144,127 @@ def test_throttling_and_server_errors_are_retried(
     # Bounded calls: two attempts per call at most, a handful of polls per export.
     assert counters.get("CreateExportJob", 0) <= 2 * 2 * len(names_)
     assert sum(counters.values()) <= 60 * len(names_), counters
+
+
+@pytest.mark.parametrize(
+    ("copy", "expected"),
+    [
+        ({"nodeSelector": {"bad key!": "x"}}, "nodeSelector"),
+        (
+            {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}},
+            "must be less than or equal to cpu limit",
+        ),
+    ],
+)
+def test_a_copy_job_kubernetes_would_refuse_fails_before_pinpoint_runs(
+    exports: Exports, emulator: EmulatorAdmin, copy: dict[str, Any], expected: str
+) -> None:
+    emulator.seed(exports.app, 10)
+    exports.apply("refused", copy=copy)
+    export = exports.wait("refused")
+    assert export["status"]["phase"] == "Failed"
+    assert condition(export, "Stalled")["reason"] == "CopyJobInvalid"
+    assert expected in export["status"]["message"]
+    assert emulator.counters().get("CreateExportJob", 0) == 0
+
+
+def test_a_missing_claim_is_waited_for_before_pinpoint_runs(
+    exports: Exports, emulator: EmulatorAdmin, bound_claim: Any
+) -> None:
+    emulator.seed(exports.app, 10)
+    exports.apply("early", destination={"claimName": "later", "path": "x"})
+    waiting = process.wait_for(
+        lambda: (
+            (s := exports.read("early").get("status", {})).get("message", "").count("later") and s
+        ),
+        60,
+        "the export waiting for its claim",
+    )
+    assert waiting["phase"] == "Pending"
+    assert "spec.destination.claimName" in waiting["message"]
+    assert emulator.counters().get("CreateExportJob", 0) == 0
+    bound_claim("later")  # GitOps creates it a moment later
+    assert exports.wait("early", timeout=180)["status"]["phase"] == "Succeeded"
+
+
+def replace_secret(exports: Exports, data: dict[str, bytes]) -> None:
+    core = client.CoreV1Api(exports.api)
+    secret = core.read_namespaced_secret("pinpoint-credentials", exports.namespace)
+    secret.data = {k: base64.b64encode(v).decode() for k, v in data.items()}
+    core.replace_namespaced_secret("pinpoint-credentials", exports.namespace, secret)
+
+
+def test_keys_with_a_trailing_newline_work(exports: Exports, s3: S3Credentials) -> None:
+    """`echo $KEY | kubectl create secret ...` leaves a newline: stripped, not fatal."""
+    replace_secret(
+        exports,
+        {
+            "AWS_ACCESS_KEY_ID": s3.access_key.encode() + b"\n",
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key.encode() + b"\n",
+        },
+    )
+    exports.apply("newline")
+    export = exports.wait("newline", timeout=180)
+    assert export["status"]["phase"] == "Succeeded", export["status"]
+
+
+def test_a_binary_secret_value_is_named_and_never_shown(
+    exports: Exports, s3: S3Credentials, operator: OperatorProcess
+) -> None:
+    garbage = b"\xff\xfe\x00GARBAGE-\x9f\x80"
+    replace_secret(
+        exports, {"AWS_ACCESS_KEY_ID": s3.access_key.encode(), "AWS_SECRET_ACCESS_KEY": garbage}
+    )
+    exports.apply("binary")
+    export = exports.wait("binary")
+    assert export["status"]["phase"] == "Failed"
+    assert condition(export, "Stalled")["reason"] == "InvalidCredentialsSecret"
+    assert "AWS_SECRET_ACCESS_KEY" in export["status"]["message"]
+    events = client.CoreV1Api(exports.api).list_namespaced_event(exports.namespace)
+    told = json.dumps(export["status"]) + " ".join(e.message or "" for e in events.items)
+    told += operator.log.read_text(errors="replace")
+    for fragment in ("GARBAGE", repr(garbage), "\\xff\\xfe"):
+        assert fragment not in told
+
+
+def test_a_copy_job_deleted_before_its_result_was_read_changes_nothing(
+    exports: Exports, emulator: EmulatorAdmin, operator: OperatorProcess
+) -> None:
+    """Deleted by its TTL while the operator was down: the Job is made again, and the copier
+    finds the run complete: same manifest, same files, `latest` where it was."""
+    emulator.seed(exports.app, 100)
+    exports.apply("ttl")
+    process.wait_for(
+        lambda: exports.read("ttl").get("status", {}).get("phase") == "Copying", 120, "copying"
+    )
+    operator.kill()
+    try:
+        job = exports.read("ttl")["status"]["copyJob"]["name"]
+        batch = client.BatchV1Api(exports.api)
+        process.wait_for(
+            lambda: (batch.read_namespaced_job(job, exports.namespace).status.succeeded or 0) >= 1,
+            120,
+            "the copy Job done",
+        )
+        run_dir = exports.volume / "marketing/nightly"
+        manifest = next(run_dir.glob("*/manifest.json"))
+        before = manifest.read_bytes()
+        batch.delete_namespaced_job(job, exports.namespace, propagation_policy="Foreground")
+        process.wait_for(
+            lambda: (
+                not [
+                    j
+                    for j in batch.list_namespaced_job(exports.namespace).items
+                    if j.metadata.name == job
+                ]
+            ),
+            60,
+            "the copy Job gone",
+        )
+    finally:
+        operator.start()
+    export = exports.wait("ttl", timeout=180)
+    assert export["status"]["phase"] == "Succeeded", export["status"]
+    assert export["status"]["output"]["files"] > 0
+    assert manifest.read_bytes() == before
+    assert (run_dir / "latest").resolve() == manifest.parent.resolve()

@@ -5,8 +5,10 @@
 - `state`: the operations on them (`Pinpoint`), one method per operation.
 - `synthetic`, `segments`: seeded endpoints and the segments that select them.
 - `jobs`, `export`: export jobs through their statuses, writing .gz pieces to S3.
-- `faults`, `app`: fault injection and the HTTP server (`Emulator` runs it in a thread).
-- `admin`: the client of the admin path; `command`: the CLI.
+- `history`: old, finished export jobs seeded cheaply into an app.
+- `faults`, `app`: fault injection (lost answers included) and the HTTP server (`Emulator` runs
+  it in a thread).
+- `admin_routes`, `admin`: the admin path (`/_emulator/`) and its client; `command`: the CLI.
 """
 
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin, EmulatorAdminError

@@ -6,8 +6,10 @@ endpoints and then assert exact call counts for the code under test.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -71,11 +73,41 @@ class EmulatorAdmin:
         result: dict[str, Any] = self._call("POST", f"/apps/{application_id}/seed", body)
         return result
 
+    def seed_history(
+        self, application_id: str, count: int, before: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """Add `count` COMPLETED export jobs, one minute apart, without writing to S3.
+
+        They were created before `before` (None: the app's oldest job, or now) and list after
+        every job already there, newest first. Their S3UrlPrefix all start with the answer's
+        `s3_url_prefix`, which no real run uses; the answer also names the `newest` and `oldest`
+        CreationDate seeded.
+        """
+        body: dict[str, Any] = {"count": count}
+        if before is not None:
+            body["before"] = before.isoformat()
+        result: dict[str, Any] = self._call("POST", f"/apps/{application_id}/history", body)
+        return result
+
+    def jobs(self, application_id: str, prefix: str = "") -> list[dict[str, Any]]:
+        """The app's export jobs whose S3UrlPrefix starts with `prefix`, oldest first.
+
+        Each is {id, s3_url_prefix, status, creation_date}: the jobs that really exist, however
+        many calls were received or answered (`counters` counts those).
+        """
+        query = urllib.parse.urlencode({"prefix": prefix})
+        jobs: list[dict[str, Any]] = self._call("GET", f"/apps/{application_id}/jobs?{query}")
+        return jobs
+
     def faults(self) -> Faults:
         return Faults.from_json(self._call("GET", "/faults"))
 
     def set_faults(self, faults: Faults | None = None, **settings: Any) -> Faults:
-        """Replace all faults: `set_faults(throttle_rate=0.3, seed=1)`; `set_faults()` clears."""
+        """Replace all faults: `set_faults(throttle_rate=0.3, seed=1)`; `set_faults()` clears.
+
+        E.g. `set_faults(lose_response="drop", operations=["CreateExportJob"])`: the next
+        CreateExportJob creates its job and the connection closes without an answer.
+        """
         chosen = faults if faults is not None else Faults.from_json(settings)
         return Faults.from_json(self._call("PUT", "/faults", chosen.to_json()))
 

@@ -1,4 +1,8 @@
-"""The emulator's HTTP server: Pinpoint's API, SigV4 scope check, faults and the admin path."""
+"""The emulator's HTTP server: Pinpoint's API, SigV4 scope check and faults.
+
+Faults include answers lost after their call took effect: an error in the answer's place, or the
+connection closed without one. The admin path's handlers are in `admin_routes`.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,27 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from pinpoint_export_sandbox.emulator.admin import ADMIN_PATH, EmulatorAdmin
+from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
+from pinpoint_export_sandbox.emulator.admin_routes import AdminRoutes
 from pinpoint_export_sandbox.emulator.export import PieceWriter, s3_client
-from pinpoint_export_sandbox.emulator.faults import FaultInjector, Faults
+from pinpoint_export_sandbox.emulator.faults import (
+    GATEWAY_STATUSES,
+    FaultInjector,
+    Faults,
+    LostAnswer,
+)
 from pinpoint_export_sandbox.emulator.jobs import JobRunner, Timing
 from pinpoint_export_sandbox.emulator.model import (
     ApiError,
     Protocol,
     WireResponse,
+    gateway_error,
     service_model,
     unmodeled_error,
 )
@@ -35,7 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SIGNING_NAME: str = service_model().signing_name
 _SCOPE = re.compile(r"[^/\s,]+/\d{8}/([^/\s,]+)/([^/\s,]+)/aws4_request")
-_APP_ID = re.compile(r"[0-9a-f]{32}")
 MAX_BODY = 16 * 1024 * 1024
 
 
@@ -92,21 +102,16 @@ class EmulatorService:
         self.pinpoint = self._new_state()
 
     def _new_state(self) -> Pinpoint:
-        return Pinpoint(self.config.region, self.config.account_id, on_export=self.runner.start)
+        return Pinpoint(
+            self.config.region,
+            self.config.account_id,
+            on_export=self.runner.start,
+            listing_page_limit=self.faults.listing_page_limit,
+        )
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
-        admin: list[tuple[str, str, Callable[[web.Request], Awaitable[Any]]]] = [
-            ("GET", "/health", self._health),
-            ("POST", "/apps", self._create_app),
-            ("POST", "/apps/{application_id}/seed", self._seed),
-            ("GET", "/faults", self._get_faults),
-            ("PUT", "/faults", self._set_faults),
-            ("GET", "/counters", self._counters),
-            ("POST", "/reset", self._reset),
-        ]
-        for method, path, handler in admin:
-            app.router.add_route(method, ADMIN_PATH + path, _json_handler(handler))
+        AdminRoutes(self).add_to(app)
         app.router.add_route("*", "/{tail:.*}", self.pinpoint_handler)
 
         async def close(_: web.Application) -> None:
@@ -115,21 +120,29 @@ class EmulatorService:
         app.on_cleanup.append(close)
         return app
 
+    async def reset(self, *, state: bool, faults: bool, counters: bool) -> None:
+        if state:
+            await self.runner.cancel()
+            self.pinpoint = self._new_state()
+        if faults:
+            await self.faults.configure(Faults())
+        if counters:
+            self.counters.clear()
+
     async def pinpoint_handler(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())
         started = time.monotonic()
         wire = await self._serve(request, request_id)
-        log.debug(
-            "%s %s -> %d (%.1f ms)",
-            request.method,
-            request.rel_url,
-            wire.status,
-            (time.monotonic() - started) * 1000,
-        )
+        elapsed_ms = (time.monotonic() - started) * 1000
+        if wire is None:
+            log.debug("%s %s -> dropped (%.1f ms)", request.method, request.rel_url, elapsed_ms)
+            return _hang_up(request)
+        log.debug("%s %s -> %d (%.1f ms)", request.method, request.rel_url, wire.status, elapsed_ms)
         headers = {**wire.headers, "x-amzn-RequestId": request_id}
         return web.Response(status=wire.status, headers=headers, body=wire.body)
 
-    async def _serve(self, request: web.Request, request_id: str) -> WireResponse:
+    async def _serve(self, request: web.Request, request_id: str) -> WireResponse | None:
+        """The answer to a Pinpoint call, or None to hang up: it took effect, its answer is lost."""
         refusal = check_signature(request.headers, request.query)
         if refusal is not None:
             return refusal
@@ -142,7 +155,9 @@ class EmulatorService:
             query = {k: request.query.getall(k) for k in set(request.query)}
             params = self.protocol.parse(operation, labels, query, request.headers, body)
             output = self.pinpoint.handler(name)(params, request_id)
-            return self.protocol.serialize(operation, output)
+            answer = self.protocol.serialize(operation, output)
+            lost = self.faults.take_lost_answer(name)
+            return answer if lost is None else self._lose(name, lost, request_id)
         except ApiError as error:
             return self.protocol.error(error, request_id)
         except web.HTTPRequestEntityTooLarge:
@@ -153,89 +168,30 @@ class EmulatorService:
             internal = ApiError("InternalServerErrorException", "Internal server error")
             return self.protocol.error(internal, request_id)
 
-    # The admin path: JSON in, JSON out, never counted, never faulted.
-
-    async def _health(self, request: web.Request) -> Any:
-        return {"status": "ok"}
-
-    async def _create_app(self, request: web.Request) -> Any:
-        document = await _body(request)
-        app_id = str(document.get("application_id") or uuid.uuid4().hex)
-        if not _APP_ID.fullmatch(app_id) or app_id in self.pinpoint.apps:
-            raise web.HTTPBadRequest(reason=f"application_id {app_id!r} is invalid or taken")
-        return self.pinpoint.add_app(str(document.get("name", "emulator")), {}, app_id).response()
-
-    async def _seed(self, request: web.Request) -> Any:
-        document = await _body(request)
-        app = self.pinpoint.apps.get(request.match_info["application_id"])
-        if app is None:
-            raise web.HTTPNotFound(reason="no such application")
-        count = document.get("count")
-        seed = document.get("seed", 0)
-        prefix = document.get("id_prefix", "ep-")
-        if not isinstance(count, int) or count < 0 or not isinstance(seed, int):
-            raise web.HTTPBadRequest(reason="count (>= 0) and seed must be integers")
-        if not isinstance(prefix, str) or not prefix or prefix[-1].isdigit():
-            raise web.HTTPBadRequest(reason="id_prefix must be a string not ending in a digit")
-        block = app.endpoints.seed(count, seed, prefix)
-        log.info("seeded %d endpoints into %s (seed %d)", count, app.id, seed)
-        return {
-            "application_id": app.id,
-            "seeded": count,
-            "start": block.start,
-            "id_prefix": prefix,
-            "seed": seed,
-        }
-
-    async def _get_faults(self, request: web.Request) -> Any:
-        return self.faults.faults.to_json()
-
-    async def _set_faults(self, request: web.Request) -> Any:
-        try:
-            faults = Faults.from_json(await _body(request))
-        except (TypeError, ValueError) as error:
-            raise web.HTTPBadRequest(reason=str(error)) from None
-        await self.faults.configure(faults)
-        log.info("faults: %s", faults)
-        return faults.to_json()
-
-    async def _counters(self, request: web.Request) -> Any:
-        return dict(self.counters)
-
-    async def _reset(self, request: web.Request) -> Any:
-        document = await _body(request)
-        if document.get("state", True):
-            await self.runner.cancel()
-            self.pinpoint = self._new_state()
-        if document.get("faults", True):
-            await self.faults.configure(Faults())
-        if document.get("counters", True):
-            self.counters.clear()
-        return {"status": "reset"}
+    def _lose(self, operation: str, lost: LostAnswer, request_id: str) -> WireResponse | None:
+        log.info(
+            "%s %s took effect; its answer is lost (%s)",
+            operation,
+            request_id,
+            lost.error_code or "connection dropped",
+        )
+        if lost.error_code is None:
+            return None
+        if lost.error_code in GATEWAY_STATUSES:
+            return gateway_error(int(lost.error_code))
+        message = "Injected by the Pinpoint emulator after the call took effect"
+        return self.protocol.error(ApiError(lost.error_code, message), request_id)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        document = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(reason="body must be JSON") from None
-    if not isinstance(document, dict):
-        raise web.HTTPBadRequest(reason="body must be a JSON object")
-    return document
+def _hang_up(request: web.Request) -> web.Response:
+    """Close the connection without answering, as a failing network or load balancer does.
 
-
-def _json_handler(
-    handler: Callable[[web.Request], Awaitable[Any]],
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def respond(request: web.Request) -> web.Response:
-        try:
-            return web.json_response(await handler(request))
-        except web.HTTPException as error:
-            return web.json_response({"error": error.reason}, status=error.status)
-
-    return respond
+    aiohttp cannot write the response returned on a closed connection, so it lets the connection
+    go quietly as if the client had left.
+    """
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500)
 
 
 async def serve(

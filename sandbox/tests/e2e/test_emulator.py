@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import math
@@ -24,7 +25,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 from botocore.validate import ParamValidator
 
 from pinpoint_export_sandbox import process
@@ -124,6 +125,26 @@ def export(pinpoint: PinpointClient, app_id: str, url: str, **request: Any) -> s
 
 def job_request(url: str, **request: Any) -> Any:
     return {"RoleArn": ROLE, "S3UrlPrefix": url, **request}
+
+
+def listing_pages(
+    list_jobs: Callable[..., Any], app_id: str, page_size: int, **params: Any
+) -> list[list[dict[str, Any]]]:
+    """Every page of a listing of export jobs, following NextToken to the end."""
+    pages: list[list[dict[str, Any]]] = []
+    token: dict[str, str] = {}
+    while True:
+        page = list_jobs(ApplicationId=app_id, PageSize=str(page_size), **params, **token)
+        pages.append(page["ExportJobsResponse"]["Item"])
+        if "NextToken" not in page["ExportJobsResponse"]:
+            return pages
+        token = {"Token": page["ExportJobsResponse"]["NextToken"]}
+
+
+def listed_ids(
+    list_jobs: Callable[..., Any], app_id: str, page_size: int = 2, **params: Any
+) -> list[str]:
+    return [j["Id"] for page in listing_pages(list_jobs, app_id, page_size, **params) for j in page]
 
 
 def exported(s3_client: S3Client, bucket: str, prefix: str) -> tuple[list[Endpoint], list[str]]:
@@ -375,18 +396,9 @@ def test_pagination_walks_all_jobs(
         for _ in range(4)
     ]
 
-    def walk(list_jobs: Callable[..., Any], **params: Any) -> list[str]:
-        ids: list[str] = []
-        token: dict[str, str] = {}
-        while True:
-            page = list_jobs(ApplicationId=app_id, PageSize="2", **params, **token)
-            ids += [j["Id"] for j in page["ExportJobsResponse"]["Item"]]
-            if "NextToken" not in page["ExportJobsResponse"]:
-                return ids
-            token = {"Token": page["ExportJobsResponse"]["NextToken"]}
-
-    assert walk(pinpoint.get_export_jobs) == created[::-1]  # newest first
-    assert walk(pinpoint.get_segment_export_jobs, SegmentId=segment_id) == created[:4:-1]
+    assert listed_ids(pinpoint.get_export_jobs, app_id) == created[::-1]  # newest first
+    segment_jobs = listed_ids(pinpoint.get_segment_export_jobs, app_id, SegmentId=segment_id)
+    assert segment_jobs == created[:4:-1]
     for job_id in created:
         wait_for_job(pinpoint, app_id, job_id)
 
@@ -466,6 +478,113 @@ def test_failing_and_frozen_jobs(
     assert doomed_job["JobStatus"] == "FAILED" and doomed_job["FailedPieces"] == 3
     assert wait_for_job(pinpoint, app_id, frozen)["TotalProcessed"] == 600
     assert len(exported(s3_client, export_bucket, f"frozen/{frozen}/")[0]) == 600
+
+
+@pytest.mark.parametrize(
+    ("lose_response", "code", "status"),
+    [
+        pytest.param("error", "InternalServerErrorException", 500, id="modeled-500"),
+        pytest.param("error", "503", 503, id="gateway-503"),
+        pytest.param("drop", "InternalServerErrorException", None, id="dropped"),
+    ],
+)
+def test_a_lost_answer_still_creates_the_job(
+    pinpoint: PinpointClient,
+    admin: EmulatorAdmin,
+    export_bucket: str,
+    lose_response: str,
+    code: str,
+    status: int | None,
+) -> None:
+    app_id = admin.create_app("lost")
+    admin.seed(app_id, 10)
+    url = f"s3://{export_bucket}/lost-{lose_response}-{code}/"
+    admin.set_faults(
+        lose_response=lose_response,
+        lose_response_code=code,
+        lose_count=2,
+        operations=["CreateExportJob"],
+    )
+    lost: type[Exception] = ConnectionClosedError
+    if lose_response == "error":
+        lost = getattr(pinpoint.exceptions, code, ClientError)
+    for _ in range(2):
+        with pytest.raises(lost) as raised:
+            pinpoint.create_export_job(ApplicationId=app_id, ExportJobRequest=job_request(url))
+        if isinstance(raised.value, ClientError):
+            assert raised.value.response["Error"]["Code"] == code
+            assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    answered = export(pinpoint, app_id, url)  # the two losses ran out
+    assert admin.faults().lose_count == 0
+
+    listed = listed_ids(pinpoint.get_export_jobs, app_id)  # not in `operations`: answered
+    assert len(listed) == 3 and listed[0] == answered
+    assert [job["id"] for job in admin.jobs(app_id, url)] == listed[::-1]
+    assert admin.counters()["CreateExportJob"] == 3
+    for job_id in listed:
+        assert wait_for_job(pinpoint, app_id, job_id)["JobStatus"] == "COMPLETED"
+
+
+def test_a_retrying_client_duplicates_a_job_whose_answer_is_lost(
+    local_emulator: Emulator, admin: EmulatorAdmin, export_bucket: str
+) -> None:
+    """Why an exactly-once client cannot simply retry CreateExportJob."""
+    retrying = pinpoint_client(
+        local_emulator.url, retries={"mode": "standard", "total_max_attempts": 3}
+    )
+    app_id = admin.create_app("retried")
+    url = f"s3://{export_bucket}/retried/"
+    admin.set_faults(lose_response="drop", operations=["CreateExportJob"])
+    response = retrying.create_export_job(ApplicationId=app_id, ExportJobRequest=job_request(url))
+    assert response["ResponseMetadata"]["RetryAttempts"] == 1
+    jobs = admin.jobs(app_id, url)
+    assert len(jobs) == 2 and jobs[1]["id"] == response["ExportJobResponse"]["Id"]
+    for job in jobs:
+        wait_for_job(retrying, app_id, job["id"])
+
+
+def test_listings_can_be_slow_and_truncated(
+    pinpoint: PinpointClient, admin: EmulatorAdmin, export_bucket: str
+) -> None:
+    app_id = admin.create_app("truncated")
+    created = [export(pinpoint, app_id, f"s3://{export_bucket}/truncated/") for _ in range(5)]
+    # The list_* settings hit the listings whatever `operations` names.
+    admin.set_faults(list_page_limit=2, list_latency_seconds=0.2, operations=["GetApp"])
+    started = time.monotonic()
+    pages = listing_pages(pinpoint.get_export_jobs, app_id, page_size=10)
+    assert time.monotonic() - started >= 3 * 0.2
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [j["Id"] for page in pages for j in page] == created[::-1]
+    admin.set_faults()
+    assert [len(page) for page in listing_pages(pinpoint.get_export_jobs, app_id, 10)] == [5]
+    for job_id in created:
+        wait_for_job(pinpoint, app_id, job_id)
+
+
+def test_history_lists_after_the_recent_jobs(
+    pinpoint: PinpointClient, admin: EmulatorAdmin, export_bucket: str
+) -> None:
+    app_id = admin.create_app("history")
+    url = f"s3://{export_bucket}/recent/"
+    recent = [export(pinpoint, app_id, url) for _ in range(3)]
+    day_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    seeded = admin.seed_history(app_id, 10_000, day_ago)
+    assert seeded["seeded"] == 10_000
+
+    pages = listing_pages(pinpoint.get_export_jobs, app_id, page_size=1000)
+    listed = [job for page in pages for job in page]
+    assert [j["Id"] for j in listed[:3]] == recent[::-1]
+    history = listed[3:]
+    dates = [j["CreationDate"] for j in history]
+    assert len(history) == len(set(dates)) == 10_000
+    assert dates == sorted(dates, reverse=True) and dates[0] == seeded["newest"]
+    assert dt.datetime.fromisoformat(dates[0]) < day_ago
+    assert {j["JobStatus"] for j in history} == {"COMPLETED"}
+    assert all(j["Definition"]["S3UrlPrefix"].startswith(seeded["s3_url_prefix"]) for j in history)
+    assert len(admin.jobs(app_id, seeded["s3_url_prefix"])) == 10_000
+    assert [job["id"] for job in admin.jobs(app_id, url)] == recent
+    for job_id in recent:
+        assert wait_for_job(pinpoint, app_id, job_id)["JobStatus"] == "COMPLETED"
 
 
 def test_the_command_runs_it_alone(s3: S3Credentials, tmp_path: Path) -> None:

@@ -215,3 +215,35 @@ def test_pagination_walks_everything_once_even_while_jobs_are_created() -> None:
     for bad in ({"PageSize": "0"}, {"PageSize": "x"}, {"Token": "not-a-token"}):
         with pytest.raises(ApiError):
             call(service, "GetExportJobs", ApplicationId=app_id, **bad)
+
+
+def test_a_page_limit_truncates_job_listings_but_keeps_the_walk_whole() -> None:
+    limit: list[int | None] = [2]
+    service = Pinpoint(listing_page_limit=lambda: limit[0])
+    app_id = service.add_app("n", {}).id
+    request = {"RoleArn": ROLE, "S3UrlPrefix": "s3://bucket/"}
+    for _ in range(5):
+        call(service, "CreateExportJob", ApplicationId=app_id, ExportJobRequest=request)
+    created = [job.id for job in service.apps[app_id].jobs]
+
+    def pages() -> list[list[str]]:
+        walked: list[list[str]] = []
+        token: dict[str, str] = {}
+        while True:
+            params = {"ApplicationId": app_id, "PageSize": "4", **token}
+            page = call(service, "GetExportJobs", **params)["ExportJobsResponse"]
+            walked.append([j["Id"] for j in page["Item"]])
+            if "NextToken" not in page:
+                return walked
+            token = {"Token": page["NextToken"]}
+
+    truncated = pages()
+    assert [len(ids) for ids in truncated] == [2, 2, 1]
+    assert [i for ids in truncated for i in ids] == created[::-1]
+    limit[0] = None
+    assert [len(ids) for ids in pages()] == [4, 1]
+    for _ in range(3):
+        service.add_app("more", {})
+    limit[0] = 1
+    apps = call(service, "GetApps", PageSize="3")["ApplicationsResponse"]["Item"]
+    assert len(apps) == 3  # only job listings are truncated

@@ -1,0 +1,120 @@
+"""One Pinpoint job per export, under the failures that hurt: answers lost after Pinpoint
+acted, a dropped connection, two operators racing, a long job history under throttling.
+
+Jobs are counted by the emulator (the jobs whose S3 prefix is the run's), not by requests
+received: a request can arrive without creating anything, and a job can be created without
+its answer arriving. The files on the volume must hold each endpoint once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
+
+from .conftest import Exports
+from .operator_process import OperatorProcess
+
+pytestmark = pytest.mark.e2e
+
+ENDPOINTS = 300
+
+
+@pytest.fixture(autouse=True)
+def clean_emulator(emulator: EmulatorAdmin) -> Iterator[None]:
+    emulator.reset(state=False)
+    yield
+    emulator.reset(state=False)
+
+
+def run_jobs(emulator: EmulatorAdmin, exports: Exports, export: dict[str, Any]) -> list[Any]:
+    return emulator.jobs(exports.app, export["status"]["exportJob"]["s3Url"])
+
+
+def endpoint_ids(run_dir: Path) -> list[str]:
+    """Every endpoint id in the run's files, as many times as it appears."""
+    ids = []
+    for piece in sorted(run_dir.glob("*.gz")):
+        with gzip.open(piece, "rt") as lines:
+            ids += [json.loads(line)["Id"] for line in lines if line.strip()]
+    return ids
+
+
+def assert_exactly_once(emulator: EmulatorAdmin, exports: Exports, name: str) -> None:
+    export = exports.wait(name, timeout=240)
+    assert export["status"]["phase"] == "Succeeded", export["status"]
+    jobs = run_jobs(emulator, exports, export)
+    assert len(jobs) == 1, jobs
+    ids = endpoint_ids(exports.volume / export["status"]["output"]["path"])
+    assert len(ids) == ENDPOINTS and len(set(ids)) == ENDPOINTS
+
+
+@pytest.mark.parametrize(
+    ("lost", "code"),
+    [
+        ("error", "InternalServerErrorException"),  # 500 after the job was made
+        ("error", "503"),  # a gateway's 503, no modeled body
+        ("drop", None),  # the connection closed without an answer
+    ],
+)
+def test_a_lost_answer_to_the_create_makes_no_second_job(
+    exports: Exports, emulator: EmulatorAdmin, lost: str, code: str | None
+) -> None:
+    emulator.seed(exports.app, ENDPOINTS)
+    faults: dict[str, Any] = {"lose_response": lost, "lose_count": 1}
+    if code:
+        faults["lose_response_code"] = code
+    emulator.set_faults(operations=["CreateExportJob"], **faults)
+    name = f"lost-{lost}-{(code or 'none').lower()[:8]}"
+    exports.apply(name)
+    assert_exactly_once(emulator, exports, name)
+    # The lost answer was not retried blindly: the next attempt looked first, and adopted.
+    assert "ExportJobAdopted" in exports.event_reasons(name)
+
+
+def test_two_operators_racing_make_one_job(
+    exports: Exports,
+    emulator: EmulatorAdmin,
+    operator: OperatorProcess,
+    tmp_path: Path,
+) -> None:
+    """Two replicas without peering both run the export's daemon: the claim, a status write
+    preconditioned on resourceVersion, lets one of them call Pinpoint."""
+    emulator.seed(exports.app, ENDPOINTS)
+    # A slow create widens the window in which the other replica could act.
+    emulator.set_faults(operations=["CreateExportJob"], latency_seconds=2)
+    second = OperatorProcess(operator.sandbox, tmp_path / "second.log")
+    second.start()
+    try:
+        exports.apply("raced")
+        assert_exactly_once(emulator, exports, "raced")
+    finally:
+        second.stop()
+
+
+def test_a_search_over_a_long_history_under_throttling_ends(
+    exports: Exports, emulator: EmulatorAdmin, operator: OperatorProcess
+) -> None:
+    """A run resumed by a new process (its claim expired, the create may have acted) looks
+    for its job among 10,000 older ones, with 30% of the listing calls throttled."""
+    emulator.seed(exports.app, ENDPOINTS)
+    operator.kill()
+    try:
+        exports.apply("resumed")
+        exports.resume_as_pending("resumed", claimed_by="operator-gone", seconds_ago=600)
+        emulator.seed_history(exports.app, 10_000, before=datetime(2026, 1, 1, tzinfo=UTC))
+        emulator.set_faults(operations=["GetExportJobs"], throttle_rate=0.3, seed=11)
+    finally:
+        operator.start()
+    assert_exactly_once(emulator, exports, "resumed")
+    listings = emulator.counters().get("GetExportJobs", 0)
+    # Newest first, so the first page of 100 older jobs ends the search; throttled pages
+    # are asked for again, not the history from page 1: a few calls, not 100 pages.
+    assert 1 <= listings <= 10, listings
