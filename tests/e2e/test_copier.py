@@ -167,11 +167,27 @@ def test_happy_path(
     assert run.summary["bytes"] == manifest["totals"]["bytes"]
     assert json.loads(termination_log.read_text()) == run.summary
 
-    # A second run into the same directory verifies what is there and changes nothing.
+    # A second run into the completed directory reports its manifest and changes nothing.
     before = files_of(run_dir)
     again = copy(run_dir, "--decompress")
     assert again.code == 0 and again.summary["resumed"] == 4
+    assert again.summary["alreadyComplete"] is True and not run.summary["alreadyComplete"]
     assert files_of(run_dir) == before
+
+
+def test_fewer_objects_than_expected_is_retryable_and_writes_nothing(
+    copy: Callable[..., Run], put: Callable[[str, bytes], bytes], tmp_path: Path
+) -> None:
+    put(PREFIX + "a.gz", gzip.compress(endpoints(10, 1)))
+    termination_log = tmp_path / "termination-log"
+    short = copy(tmp_path / "run-1", "--expect-objects", "2", "--termination-log",
+                 str(termination_log))  # fmt: skip
+    assert short.code == RETRYABLE
+    report = json.loads(termination_log.read_text())
+    assert report["error"] == "IncompleteListing"
+    assert "listed 1 " in report["message"] and "reported 2" in report["message"]
+    assert not (tmp_path / "run-1").exists() and not (tmp_path / "latest").exists()
+    assert copy(tmp_path / "run-1", "--expect-objects", "1").code == 0
 
 
 def test_an_empty_export_is_a_success_with_no_files(
@@ -355,6 +371,20 @@ def test_hostile_keys_never_write_outside_the_run_directory(
         entry = by_source[key]
         assert entry["name"] == names[key.removeprefix(PREFIX)].gz
         assert (run_dir / entry["name"]).read_bytes() == data
+
+
+def test_a_symlink_above_the_run_directory_is_refused(
+    copy: Callable[..., Run], put: Callable[[str, bytes], bytes], tmp_path: Path
+) -> None:
+    put(PREFIX + "a.gz", gzip.compress(b"{}\n"))
+    outside = tmp_path / "outside"  # /etc, say
+    outside.mkdir()
+    (tmp_path / "volume").mkdir()
+    (tmp_path / "volume" / "a").symlink_to(outside)
+    run = copy(tmp_path / "volume" / "a" / "b" / "run-1")
+    assert run.code == PERMANENT
+    assert str(tmp_path / "volume" / "a") in run.result.stderr
+    assert list(outside.iterdir()) == []
 
 
 def test_a_run_directory_planted_as_a_symlink_is_refused(

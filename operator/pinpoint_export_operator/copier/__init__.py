@@ -1,12 +1,14 @@
 """The copier: the program the copy Job runs (`pinpoint-export-operator copy`).
 
 - `command`: the command line, logging, the termination message and the exit code.
-- `pipeline`: one copy run: list, map names, copy or resume each object, then publish.
+- `pipeline`: one copy run: list, map names, copy or resume each object, then publish (a run
+  already complete is reported as recorded).
 - `source`: the run's objects in S3 (URL, client, listing).
 - `transfer`: concurrent ranged GETs written straight into a file.
 - `verify`: checks on the bytes as they stream past (count, sha256, full gzip decode).
 - `safepaths`: S3 keys mapped to safe file names inside the run directory.
-- `layout`: the run directory: atomic files, `_SUCCESS`, the `latest` link.
+- `layout`: the run directory, reached without following symlinks: atomic files, `_SUCCESS`,
+  the `latest` link.
 - `manifest`: manifest.json and the one-line summary.
 - `exitcodes`: exit codes, and which failures a retry can fix.
 

@@ -40,11 +40,15 @@ def _run_dir(value: str) -> Path:
     return path
 
 
-def _int_range(low: int, high: int) -> Callable[[str], int]:
+def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A parser of integers from `low` up to `high` (None: no upper bound)."""
+
     def parse(value: str) -> int:
         number = int(value)
-        if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"{number} is not in {low}..{high}")
+        if number < low or (high is not None and number > high):
+            raise argparse.ArgumentTypeError(
+                f"{number} is not in {low}..{'' if high is None else high}"
+            )
         return number
 
     return parse
@@ -83,6 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MIB",
         help="bytes per ranged GET, in MiB (default: %(default)s)",
     )
+    parser.add_argument(
+        "--expect-objects",
+        type=_int_range(0),
+        metavar="N",
+        help="the number of .gz pieces the export reported (Pinpoint's TotalPieces minus "
+        f"FailedPieces); if the listing finds fewer, exit {exitcodes.RETRYABLE} (RETRYABLE: S3 "
+        "listings may lag) without writing manifest.json, _SUCCESS or latest "
+        "(default: no check)",
+    )
     parser.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3 or AWS)")
     parser.add_argument("--region", help="S3 region (default: the boto3 chain)")
     parser.add_argument(
@@ -117,6 +130,7 @@ def main(args: argparse.Namespace) -> int:
         decompress=args.decompress,
         concurrency=args.concurrency,
         part_size=args.part_size * MiB,
+        expect_objects=args.expect_objects,
     )
     try:
         client = make_client(
@@ -149,6 +163,7 @@ def main(args: argparse.Namespace) -> int:
         objects=result.objects,
         resumed=result.resumed,
         seconds=time.monotonic() - started,
+        already_complete=result.already_complete,
     )
     sys.stdout.write(line + "\n")
     _report(args.termination_log, line)

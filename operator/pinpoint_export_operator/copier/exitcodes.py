@@ -29,13 +29,16 @@ PERMANENT_EXIT_CODES = (USAGE, PERMANENT)
 
 HELP = """\
   0   OK         every object copied and verified; manifest.json, _SUCCESS and latest written
+                 (or the run was already complete: its recorded summary is reported)
   1   INTERNAL   an unexpected error (a bug); retried within the Job's backoffLimit
   2   USAGE      bad command line (argparse's own code); permanent
   3   PERMANENT  a retry cannot help: missing bucket, access denied, bad credentials, an object
-                 whose bytes in S3 are not valid gzip, a full or read-only volume, something
-                 planted where the run directory or a file must go, keys that cannot be mapped
+                 whose bytes in S3 are not valid gzip, a full or read-only volume, a symlink on
+                 the destination path, something planted where the run directory or a file
+                 must go, keys that cannot be mapped
   75  RETRYABLE  EX_TEMPFAIL: network, throttling, 5xx, an object changed during the copy, a
-                 download that failed verification in transit; a rerun resumes the copy
+                 download that failed verification in transit, fewer objects listed than
+                 --expect-objects (the listing may lag); a rerun resumes the copy
 """
 
 
@@ -50,19 +53,60 @@ class PermanentError(CopyError):
     permanent = True
 
 
-class CorruptObject(CopyError):
+class ObjectError(CopyError):
+    """A failure of one object: the message names its S3 key, and stays bounded."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        # repr: a hostile key's control characters are shown escaped, never written raw.
+        super().__init__(f"{clip(repr(key), KEY_LIMIT)}: {clip(detail, DETAIL_LIMIT)}")
+        self.key = key
+
+
+class CorruptObject(ObjectError):
     """A downloaded object is not a complete gzip stream."""
 
     reason = "CorruptObject"
 
     def __init__(self, key: str, detail: str, *, permanent: bool) -> None:
         where = "in S3 (its MD5 matches the ETag)" if permanent else "as downloaded"
-        super().__init__(f"{key}: not valid gzip {where}: {detail}")
+        super().__init__(key, f"not valid gzip {where}: {detail}")
         self.permanent = permanent
+
+
+class ObjectFailed(ObjectError):
+    """Another error (S3, network, disk) while copying one object: exits as `cause` would,
+    with the object's key in the message."""
+
+    def __init__(self, key: str, cause: Exception) -> None:
+        super().__init__(key, str(cause) or type(cause).__name__)
+        self.cause = cause
+
+
+class IncompleteListing(CopyError):
+    """Fewer objects listed than the export reported: S3 listings may lag behind writes."""
+
+    reason = "IncompleteListing"
 
 
 class UnmappableKeys(PermanentError):
     reason = "UnmappableKeys"
+
+
+# Bounds of an object's error message: the key (up to 1024 bytes in S3) and the detail are
+# each cut in the middle, so both ends stay readable.
+KEY_LIMIT = 200
+DETAIL_LIMIT = 300
+CUT_MARK = "[...]"
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, or its head and tail around CUT_MARK if it is longer than `limit`."""
+    if len(text) <= limit:
+        return text
+    if limit < len(CUT_MARK):
+        return text[:limit]
+    kept = limit - len(CUT_MARK)
+    return text[: kept - kept // 2] + CUT_MARK + text[len(text) - kept // 2 :]
 
 
 # S3 error codes that a retry cannot fix, whatever their HTTP status.
@@ -135,6 +179,9 @@ class Outcome:
 def classify(error: BaseException) -> Outcome:
     """The exit code for an error that ended the copy (pure)."""
     message = str(error) or type(error).__name__
+    if isinstance(error, ObjectFailed):
+        cause = classify(error.cause)
+        return Outcome(cause.code, cause.reason, message)
     if isinstance(error, CopyError):
         return Outcome(PERMANENT if error.permanent else RETRYABLE, error.reason, message)
     if isinstance(error, botocore_errors.ClientError):

@@ -1,22 +1,30 @@
 """The run directory on the volume: atomic files, `_SUCCESS`, and the `latest` link.
 
-Every operation goes through a descriptor of the run directory (`dir_fd`), and files are opened
-with O_NOFOLLOW and O_EXCL, so a symlink planted in the directory can only be replaced, never
-followed. The run directory itself is opened with O_NOFOLLOW too: if it is a symlink, nothing is
-written. A file appears under its final name only complete and fsynced (`.part`, fsync, rename,
-fsync of the directory), so a final name is trustworthy after a crash.
+The run directory is reached from `/` one component at a time, each opened with O_NOFOLLOW
+relative to the one before (and created if missing): a symlink anywhere on the path, the run
+directory included, is refused and nothing is written through it. Every operation then goes
+through a descriptor of the run directory (`dir_fd`), and files are opened with O_NOFOLLOW and
+O_EXCL, so a symlink planted in the directory can only be replaced, never followed. A file
+appears under its final name only complete and fsynced (`.part`, fsync, rename, fsync of the
+directory), so a final name is trustworthy after a crash. `latest` only moves forward: run names
+sort by time, and a run never takes it from a newer one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import logging
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 from pinpoint_export_operator.copier.safepaths import PART
+
+log = logging.getLogger(__name__)
 
 LATEST = "latest"
 WRITEBACK_BYTES = 16 << 20
@@ -38,18 +46,73 @@ def _unlink(name: str, dir_fd: int) -> None:
         os.unlink(name, dir_fd=dir_fd)
 
 
-class RunDir:
-    """`<parent>/<name>`: created if needed, refused if it is a symlink."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.name = path.name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.parent_fd = os.open(path.parent, _DIR_FLAGS)
+def _open_subdir(parent_fd: int, path: Path, *, create: bool, mode: int) -> int:
+    """A descriptor on directory `path.name` in `parent_fd`, never through a symlink; made with
+    `mode` if missing and `create`. Errors name the whole `path`, not just its last component."""
+    try:
         try:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.name, 0o755, dir_fd=self.parent_fd)
-            self.fd = os.open(self.name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=self.parent_fd)
+            return os.open(path.name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another run: fine
+            os.mkdir(path.name, mode, dir_fd=parent_fd)
+        return os.open(path.name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(path.name, parent_fd):
+            refused = "a symlink on the destination path, not followed"
+            raise OSError(errno.ELOOP, refused, str(path)) from error
+        raise OSError(error.errno, error.strerror, str(path)) from error
+
+
+def _is_symlink(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_parent(path: Path, *, create: bool) -> int:
+    """A descriptor on `path.parent`, walked down from `/` with `_open_subdir`."""
+    fd = os.open("/", _DIR_FLAGS)
+    try:
+        for depth in range(2, len(path.parts)):
+            child = _open_subdir(fd, Path(*path.parts[:depth]), create=create, mode=0o777)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def _locked(fd: int) -> Iterator[None]:
+    """An exclusive flock on directory `fd`, so that two runs finishing at once cannot both read
+    `latest` before either swaps it. Where a filesystem refuses it (NFS emulates flock with
+    write locks, which a directory cannot take), the swap goes on unlocked."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as error:
+        log.debug("no lock for the latest link: %s", error)
+        yield
+        return
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class RunDir:
+    """`<parent>/<name>`: created with its parents if needed (`create`), and refused if it or
+    any directory above it is a symlink. FileNotFoundError if missing and not `create`."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = path.absolute()
+        self.name = self.path.name
+        self.parent_fd = _open_parent(self.path, create=create)
+        try:
+            self.fd = _open_subdir(self.parent_fd, self.path, create=create, mode=0o755)
         except BaseException:
             os.close(self.parent_fd)
             raise
@@ -72,8 +135,8 @@ class RunDir:
             _unlink(name, self.fd)
         os.fsync(self.fd)
 
-    def open_complete(self, name: str, size: int) -> int | None:
-        """A descriptor on `name` if it is a regular file of `size` bytes, else None."""
+    def _open_regular(self, name: str) -> tuple[int, int] | None:
+        """A descriptor on `name` and its size if it is a regular file, else None."""
         try:
             fd = os.open(name, _READ_FLAGS, dir_fd=self.fd)
         except (FileNotFoundError, NotADirectoryError):
@@ -83,10 +146,29 @@ class RunDir:
                 return None
             raise
         st = os.fstat(fd)
-        if stat.S_ISREG(st.st_mode) and st.st_size == size:
+        if stat.S_ISREG(st.st_mode):
+            return fd, st.st_size
+        os.close(fd)
+        return None
+
+    def open_complete(self, name: str, size: int) -> int | None:
+        """A descriptor on `name` if it is a regular file of `size` bytes, else None."""
+        opened = self._open_regular(name)
+        if opened is None:
+            return None
+        fd, actual = opened
+        if actual == size:
             return fd
         os.close(fd)
         return None
+
+    def read(self, name: str) -> bytes | None:
+        """The content of `name` if it is a regular file (one the copier wrote), else None."""
+        opened = self._open_regular(name)
+        if opened is None:
+            return None
+        with open(opened[0], "rb") as file:
+            return file.read()
 
     def part(self, name: str) -> PartFile:
         return PartFile(self, name)
@@ -97,12 +179,35 @@ class RunDir:
             part.publish()
 
     def point_latest(self) -> None:
-        """Swap `<parent>/latest` to this run: a relative symlink renamed over the old one."""
-        temp = f".{LATEST}.{self.name}{PART}"
-        _unlink(temp, self.parent_fd)
-        os.symlink(self.name, temp, dir_fd=self.parent_fd)
-        os.rename(temp, LATEST, src_dir_fd=self.parent_fd, dst_dir_fd=self.parent_fd)
-        os.fsync(self.parent_fd)
+        """Swap `<parent>/latest` to this run: a relative symlink renamed over the old one;
+        unless it already points here, or at a newer run (a later name) that exists."""
+        with _locked(self.parent_fd):
+            current = self._latest_run()
+            if current is not None and current >= self.name:
+                if current > self.name:
+                    log.info("%s stays at %s, a newer run than %s", LATEST, current, self.name)
+                return
+            temp = f".{LATEST}.{self.name}{PART}"
+            _unlink(temp, self.parent_fd)
+            os.symlink(self.name, temp, dir_fd=self.parent_fd)
+            os.rename(temp, LATEST, src_dir_fd=self.parent_fd, dst_dir_fd=self.parent_fd)
+            os.fsync(self.parent_fd)
+
+    def _latest_run(self) -> str | None:
+        """The sibling run directory `latest` points at, or None: missing, not a symlink,
+        dangling, or pointing anywhere else (all replaced)."""
+        try:
+            target = os.readlink(LATEST, dir_fd=self.parent_fd)
+            if "/" in target or target in (".", ".."):
+                return None
+            mode = os.stat(target, dir_fd=self.parent_fd, follow_symlinks=False).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            if error.errno == errno.EINVAL:  # not a symlink: the rename will say what it is
+                return None
+            raise
+        return target if stat.S_ISDIR(mode) else None
 
 
 class PartFile:

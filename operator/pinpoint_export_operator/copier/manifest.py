@@ -1,7 +1,8 @@
 """manifest.json and the one-line summary (pure builders).
 
 The manifest holds no timestamps: it is a function of the run's objects alone, so a resumed or
-repeated copy writes a byte-identical manifest.
+repeated copy writes a byte-identical manifest. A manifest read back is trusted only if it is
+exactly what `build_manifest` makes of its own records.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from pinpoint_export_operator.copier.exitcodes import clip
 
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
@@ -40,6 +43,17 @@ class FileRecord:
             entry["decompressedFrom"] = self.decompressed_from
         return entry
 
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> FileRecord:
+        return cls(
+            entry["name"],
+            entry["bytes"],
+            entry["sha256"],
+            entry["source"],
+            entry["etag"],
+            entry.get("decompressedFrom"),
+        )
+
 
 def build_manifest(source_url: str, records: Iterable[FileRecord]) -> dict[str, Any]:
     files = sorted(records, key=lambda r: r.name)
@@ -55,7 +69,30 @@ def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
 
 
-def summary(manifest: dict[str, Any], *, objects: int, resumed: int, seconds: float) -> str:
+def parse_manifest(data: bytes, source_url: str) -> dict[str, Any] | None:
+    """The manifest in `data` if it is a valid one of `source_url`'s run, else None."""
+    try:
+        manifest = json.loads(data)
+        records = [FileRecord.from_json(entry) for entry in manifest["files"]]
+        valid = manifest == build_manifest(source_url, records)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return manifest if valid else None
+
+
+def pieces(manifest: dict[str, Any]) -> int:
+    """The `.gz` objects a manifest records (each may have a decoded `.jsonl` beside it)."""
+    return sum("decompressedFrom" not in entry for entry in manifest["files"])
+
+
+def summary(
+    manifest: dict[str, Any],
+    *,
+    objects: int,
+    resumed: int,
+    seconds: float,
+    already_complete: bool = False,
+) -> str:
     """The one-line JSON the operator reads from the termination message."""
     return _line(
         {
@@ -63,6 +100,7 @@ def summary(manifest: dict[str, Any], *, objects: int, resumed: int, seconds: fl
             "bytes": manifest["totals"]["bytes"],
             "objects": objects,
             "resumed": resumed,
+            "alreadyComplete": already_complete,
             "seconds": round(seconds, 3),
             "manifest": MANIFEST,
         }
@@ -75,7 +113,7 @@ def failure(*, code: int, reason: str, message: str, retryable: bool, seconds: f
         line = _line({**head, "message": message})
         if len(line) <= TERMINATION_LOG_LIMIT:
             return line
-        message = message[: len(message) // 2]
+        message = clip(message, len(message) // 2)
 
 
 def _line(data: dict[str, Any]) -> str:

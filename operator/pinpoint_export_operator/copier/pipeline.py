@@ -1,7 +1,10 @@
 """One copy run: list, map names, copy or resume each object, then manifest, `_SUCCESS`, `latest`.
 
-Objects are copied by a few file threads at once; their parts share one pool of GET threads
-(`concurrency`). The first failure stops everything and is the one reported.
+A run that already completed (`_SUCCESS` and a valid manifest) is reported as recorded and not
+listed again: its objects may have expired since. A listing with fewer objects than the export
+reported (`expect_objects`) fails, retryable, before anything is written. Objects are copied by
+a few file threads at once; their parts share one pool of GET threads (`concurrency`). The
+first failure stops everything and is the one reported; a failure of one object names its key.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pinpoint_export_operator.copier.exitcodes import CorruptObject
+from pinpoint_export_operator.copier.exitcodes import (
+    CorruptObject,
+    IncompleteListing,
+    ObjectError,
+    ObjectFailed,
+)
 from pinpoint_export_operator.copier.layout import PartFile, RunDir
 from pinpoint_export_operator.copier.manifest import (
     MANIFEST,
@@ -24,6 +32,8 @@ from pinpoint_export_operator.copier.manifest import (
     FileRecord,
     build_manifest,
     manifest_bytes,
+    parse_manifest,
+    pieces,
 )
 from pinpoint_export_operator.copier.safepaths import LocalNames, plan_names
 from pinpoint_export_operator.copier.source import S3Object, S3Url, list_gz_objects
@@ -54,6 +64,10 @@ class Options:
     decompress: bool = False
     concurrency: int = 8  # parallel ranged GETs
     part_size: int = 16 * MiB
+    expect_objects: int | None = None  # .gz pieces the export reported, if known
+
+    def fewer_than_expected(self, objects: int) -> bool:
+        return self.expect_objects is not None and objects < self.expect_objects
 
     @property
     def file_threads(self) -> int:
@@ -67,10 +81,19 @@ class Result:
     manifest: dict[str, Any]
     objects: int
     resumed: int
+    already_complete: bool = False
 
 
 def copy_run(client: S3Client, options: Options) -> Result:
+    completed = _completed_run(options)
+    if completed is not None:
+        return completed
     objects = list_gz_objects(client, options.source)
+    if options.fewer_than_expected(len(objects)):
+        raise IncompleteListing(
+            f"listed {len(objects)} .gz objects under {options.source}, but the export "
+            f"reported {options.expect_objects}: the listing may lag behind, retry"
+        )
     prefix = len(options.source.prefix)
     names = plan_names(obj.key[prefix:] for obj in objects)
     if not objects:
@@ -84,6 +107,32 @@ def copy_run(client: S3Client, options: Options) -> Result:
         run.write_atomic(SUCCESS, b"")
         run.point_latest()
     return Result(manifest, len(objects), resumed)
+
+
+def _completed_run(options: Options) -> Result | None:
+    """What an earlier run into `dest` recorded, if it completed; None otherwise. The run
+    directory is left as it is; only `latest` may move forward to it."""
+    try:
+        run = RunDir(options.dest, create=False)
+    except FileNotFoundError:
+        return None
+    with run:
+        recorded = run.read(MANIFEST) if run.read(SUCCESS) is not None else None
+        manifest = parse_manifest(recorded, str(options.source)) if recorded else None
+        if manifest is None:
+            return None
+        objects = pieces(manifest)
+        log.info("%s is already complete: nothing copied, its manifest reported", run.path)
+        if options.fewer_than_expected(objects):
+            log.warning(
+                "%s records %d objects, the export reported %d: latest left as it is",
+                run.path,
+                objects,
+                options.expect_objects,
+            )
+        else:
+            run.point_latest()
+    return Result(manifest, objects, objects, already_complete=True)
 
 
 def _copy_objects(
@@ -124,6 +173,14 @@ class _ObjectCopier:
 
     def copy(self, obj: S3Object, names: LocalNames) -> tuple[list[FileRecord], bool]:
         """The object's files, and whether they were already there (a resumed run)."""
+        try:
+            return self._copy(obj, names)
+        except (Aborted, ObjectError):
+            raise
+        except Exception as error:
+            raise ObjectFailed(obj.key, error) from error
+
+    def _copy(self, obj: S3Object, names: LocalNames) -> tuple[list[FileRecord], bool]:
         if self._downloader.abort.is_set():
             raise Aborted()
         started = time.monotonic()
@@ -136,7 +193,7 @@ class _ObjectCopier:
                 log.info("%s: already complete and verified", names.gz)
                 return records, True
             except InvalidGzip as error:
-                log.warning("%s: present but %s: copying again", names.gz, error)
+                log.warning("%s (%s): present but %s: copying again", names.gz, obj.key, error)
             finally:
                 os.close(existing)
         with self._run.part(names.gz) as part:
@@ -179,7 +236,7 @@ class _ObjectCopier:
             source(check.feed)
             gz = check.finish()
             if gz.bytes != obj.size:  # the ranges add up by construction; say so explicitly
-                raise TransferError(f"{obj.key}: got {gz.bytes} bytes, listed {obj.size}")
+                raise TransferError(obj.key, f"got {gz.bytes} bytes, listed {obj.size}")
             if gz_part is not None:
                 gz_part.publish()
             records = [_record(obj, names.gz, gz)]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from botocore import exceptions as botocore_errors
 
-from pinpoint_export_operator.copier.exitcodes import CopyError
+from pinpoint_export_operator.copier.exitcodes import ObjectError
 from pinpoint_export_operator.copier.layout import start_writeback
 from pinpoint_export_operator.copier.source import S3Object
 from pinpoint_export_operator.copier.verify import BLOCK, Sink, read_blocks
@@ -42,7 +42,7 @@ class Aborted(Exception):
     """Another object failed; this transfer stops early (never the reported error)."""
 
 
-class TransferError(CopyError):
+class TransferError(ObjectError):
     reason = "TransferError"
 
 
@@ -120,7 +120,7 @@ class Downloader:
                         self._check(stop)
                         block = body.read(min(BLOCK, end - written))
                         if not block:
-                            raise TransferError(f"{obj.key}: body ended at byte {written}")
+                            raise TransferError(obj.key, f"body ended at byte {written}")
                         _pwrite_all(fd, block, written)
                         written += len(block)
                 return
@@ -143,5 +143,5 @@ def _check_range(content_range: str, start: int, end: int, obj: S3Object) -> Non
     got = tuple(int(g) for g in match.groups()) if match else None
     if got != (start, end - 1, obj.size):
         raise TransferError(
-            f"{obj.key}: asked for bytes {start}-{end - 1} of {obj.size}, got {content_range!r}"
+            obj.key, f"asked for bytes {start}-{end - 1} of {obj.size}, got {content_range!r}"
         )

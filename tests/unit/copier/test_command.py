@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,9 +14,11 @@ from hypothesis import strategies as st
 
 from pinpoint_export_operator.cli import main as cli_main
 from pinpoint_export_operator.copier import command
-from pinpoint_export_operator.copier.exitcodes import USAGE
+from pinpoint_export_operator.copier.exitcodes import OK, RETRYABLE, USAGE
 from pinpoint_export_operator.copier.source import S3Object, S3Url, make_client, parse_s3_url
 from pinpoint_export_operator.copier.transfer import TransferError, _check_range, split
+
+from .fake_s3 import SOURCE, FakeS3
 
 
 @pytest.mark.parametrize(
@@ -45,6 +49,7 @@ def test_bad_source_urls(url: str) -> None:
         ["--source", "s3://bucket/p/", "--dest", "/data/../run-1"],
         ["--source", "s3://bucket/p/", "--dest", "/"],
         ["--source", "s3://bucket/p/", "--dest", "/data/run-1", "--concurrency", "0"],
+        ["--source", "s3://bucket/p/", "--dest", "/data/run-1", "--expect-objects", "-1"],
         ["--source", "s3://bucket/p/"],
     ],
 )
@@ -61,7 +66,11 @@ def test_arguments() -> None:
     assert args.source == S3Url("b", "p/")
     assert args.dest == Path.cwd() / "run-1"
     assert (args.decompress, args.concurrency, args.part_size) == (True, 8, 16)
+    assert args.expect_objects is None
     assert "75" in parser.format_help()  # the exit codes are documented in --help
+    assert "--expect-objects N" in parser.format_help()
+    args = parser.parse_args(["--source", "s3://b/p", "--dest", "run-1", "--expect-objects=0"])
+    assert args.expect_objects == 0
 
 
 @given(st.integers(1, 10**9), st.integers(0, 200), st.integers(0, 10**9))
@@ -109,3 +118,45 @@ def test_the_client_assumes_the_role_and_reaches_custom_endpoints_by_path(
     config = vars(client.meta.config)  # botocore's stubs do not declare its options
     assert (config["s3"], config["max_pool_connections"]) == ({"addressing_style": "path"}, 3)
     assert client.meta.region_name == "eu-west-1"
+
+
+def run_command(
+    monkeypatch: pytest.MonkeyPatch, s3: FakeS3, dest: Path, *options: str
+) -> tuple[int, dict[str, Any]]:
+    """Run `copy` on the fake bucket: the exit code and the termination message."""
+    monkeypatch.setattr(command, "make_client", lambda **_: s3.client)
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    termination_log = dest.parent / "termination-log"
+    argv = ["--source", SOURCE, "--dest", str(dest), "--termination-log", str(termination_log)]
+    code = command.main(parser.parse_args([*argv, *options]))
+    return code, json.loads(termination_log.read_text())
+
+
+def test_fewer_objects_than_expected_exit_retryable_naming_both_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, report = run_command(monkeypatch, FakeS3(2), tmp_path / "run-1", "--expect-objects=3")
+    assert (code, report["error"], report["retryable"]) == (RETRYABLE, "IncompleteListing", True)
+    assert "listed 2 " in report["message"] and "reported 3" in report["message"]
+    assert not (tmp_path / "run-1").exists()
+
+
+def test_a_rerun_of_a_completed_run_reports_its_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = FakeS3(2)
+    code, first = run_command(monkeypatch, s3, tmp_path / "run-1", "--decompress")
+    assert code == OK and (first["files"], first["alreadyComplete"]) == (4, False)
+    s3.objects.clear()  # expired
+
+    code, again = run_command(monkeypatch, s3, tmp_path / "run-1", "--expect-objects=2")
+
+    assert code == OK
+    assert {k: again[k] for k in ("files", "bytes", "objects", "resumed")} == {
+        "files": 4,
+        "bytes": first["bytes"],
+        "objects": 2,
+        "resumed": 2,
+    }
+    assert again["alreadyComplete"] is True

@@ -8,14 +8,17 @@ import pytest
 from botocore import exceptions as botocore_errors
 
 from pinpoint_export_operator.copier.exitcodes import (
+    CUT_MARK,
     INTERNAL,
     PERMANENT,
     PERMANENT_EXIT_CODES,
     RETRYABLE,
     USAGE,
     CorruptObject,
+    ObjectFailed,
     UnmappableKeys,
     classify,
+    clip,
 )
 from pinpoint_export_operator.copier.transfer import Aborted, TransferError
 
@@ -71,7 +74,7 @@ def test_s3_errors(code: str, status: int, exit_code: int) -> None:
         (CorruptObject("k.gz", "truncated", permanent=True), PERMANENT),
         (CorruptObject("k.gz", "truncated", permanent=False), RETRYABLE),
         (UnmappableKeys("collision"), PERMANENT),
-        (TransferError("short body"), RETRYABLE),
+        (TransferError("k.gz", "short body"), RETRYABLE),
         (Aborted(), INTERNAL),  # never the reported error: if it were, that is a bug
         (KeyError("bug"), INTERNAL),
     ],
@@ -92,3 +95,19 @@ def test_corrupt_object_message_says_where_the_damage_is() -> None:
 def test_the_job_fails_at_once_on_usage_and_permanent_errors_only() -> None:
     assert set(PERMANENT_EXIT_CODES) == {USAGE, PERMANENT}
     assert RETRYABLE == 75 and INTERNAL not in PERMANENT_EXIT_CODES
+
+
+def test_an_object_failure_exits_as_its_cause_would_with_the_key_in_front() -> None:
+    outcome = classify(ObjectFailed("run/a.gz", client_error("AccessDenied", 403)))
+    assert (outcome.code, outcome.reason) == (PERMANENT, "AccessDenied")
+    assert outcome.message.startswith("'run/a.gz': An error occurred (AccessDenied)")
+    outcome = classify(ObjectFailed("run/a.gz", OSError(errno.EIO, "I/O error")))
+    assert (outcome.code, outcome.reason) == (RETRYABLE, "IOError")
+
+
+def test_long_text_is_cut_in_the_middle_with_a_visible_mark() -> None:
+    assert clip("short", 5) == "short"
+    cut = clip("a" * 50 + "b" * 50, 21)
+    assert cut == "a" * 8 + CUT_MARK + "b" * 8
+    detail = str(CorruptObject("k" * 2000 + ".gz", "x" * 2000, permanent=True))
+    assert len(detail) < 550 and detail.count(CUT_MARK) == 2 and ".gz': " in detail

@@ -1,4 +1,5 @@
-"""The run directory: atomic files, and symlinks planted in it are replaced, never followed."""
+"""The run directory: atomic files, symlinks planted in it replaced and on its path refused, never
+followed, and a `latest` that only moves forward."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pinpoint_export_operator.copier.exitcodes import PERMANENT, classify
 from pinpoint_export_operator.copier.layout import LATEST, RunDir
 
 
@@ -92,3 +94,42 @@ def test_latest_is_swapped_to_the_newest_run(tmp_path: Path, outside: Path) -> N
         assert os.readlink(tmp_path / LATEST) == name  # relative: survives remounting
     assert sorted(os.listdir(tmp_path)) == ["latest", "outside", "run-1", "run-2"]
     assert untouched(outside)
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_a_symlink_above_the_run_directory_is_refused(
+    tmp_path: Path, outside: Path, create: bool
+) -> None:
+    (tmp_path / "volume").mkdir()
+    (tmp_path / "volume" / "a").symlink_to(outside)  # e.g. /data/a -> /etc
+    with pytest.raises(OSError) as raised:
+        RunDir(tmp_path / "volume" / "a" / "b" / "run-1", create=create)
+    assert raised.value.errno == errno.ELOOP
+    assert raised.value.filename == str(tmp_path / "volume" / "a")
+    outcome = classify(raised.value)
+    assert outcome.code == PERMANENT and str(tmp_path / "volume" / "a") in outcome.message
+    assert untouched(outside)
+
+
+def test_missing_directories_are_made_only_when_asked(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as raised:
+        RunDir(tmp_path / "volume" / "run-1", create=False)
+    assert raised.value.filename == str(tmp_path / "volume")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(NotADirectoryError) as not_a_dir:
+        RunDir(tmp_path / "a-file" / "run-1")
+    assert not_a_dir.value.filename == str(tmp_path / "a-file")
+
+
+def test_latest_never_moves_back_to_an_older_run(tmp_path: Path) -> None:
+    older, newer = "20261128T190628Z-1a2b3c4d", "20261129T190628Z-5e6f7a8b"
+    with RunDir(tmp_path / newer) as run:
+        run.point_latest()
+    with RunDir(tmp_path / older) as run:
+        run.point_latest()  # finished last, started first: latest stays
+    assert os.readlink(tmp_path / LATEST) == newer
+    os.rmdir(tmp_path / newer)  # a newer run that is gone no longer holds latest
+    with RunDir(tmp_path / older) as run:
+        run.point_latest()
+    assert os.readlink(tmp_path / LATEST) == older

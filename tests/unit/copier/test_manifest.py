@@ -10,6 +10,8 @@ from pinpoint_export_operator.copier.manifest import (
     build_manifest,
     failure,
     manifest_bytes,
+    parse_manifest,
+    pieces,
     summary,
 )
 
@@ -52,9 +54,21 @@ def test_summary_is_one_json_line() -> None:
         "bytes": 30,
         "objects": 2,
         "resumed": 1,
+        "alreadyComplete": False,
         "seconds": 1.235,
         "manifest": "manifest.json",
     }
+
+
+def test_a_manifest_read_back_is_trusted_only_as_written() -> None:
+    manifest = build_manifest("s3://b/p/", [A, B, B_PLAIN])
+    data = manifest_bytes(manifest)
+    assert parse_manifest(data, "s3://b/p/") == manifest and pieces(manifest) == 2
+    assert parse_manifest(data, "s3://b/other/") is None  # another run's
+    tampered = data.replace(b'"bytes": 100', b'"bytes": 101')
+    assert tampered != data
+    for wrong in [tampered, data[:-20], b"[]", b'{"files": [1]}', b"\xff"]:
+        assert parse_manifest(wrong, "s3://b/p/") is None, wrong
 
 
 def test_failure_line_fits_the_termination_log() -> None:
