@@ -7,7 +7,7 @@ that belong to an export but not to a template: the spec's own description and i
 `self == oldSelf` immutability rule (a template may change; each export it creates may not).
 
     tools/sync-schedule-crd.py          # rewrite the schedule CRD
-    tools/sync-schedule-crd.py --check  # exit 1 if it is stale (tests/unit/test_schedule_crd.py)
+    tools/sync-schedule-crd.py --check  # exit 1 if it is stale (tests/unit/schedules/test_crd.py)
 """
 
 from __future__ import annotations

@@ -92,7 +92,10 @@ def main(args: argparse.Namespace) -> int:
 
 def install_crds(kubectl: list[str]) -> None:
     """Apply the project's CRDs and wait until the API serves them."""
-    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(ROOT / "crds")], check=True)
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+        check=True,
+    )
     subprocess.run(
         [*kubectl, "wait", "--for=condition=Established", "-f", str(ROOT / "crds")], check=True
     )

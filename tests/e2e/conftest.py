@@ -31,7 +31,7 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/PinpointExportToS3"
 @pytest.fixture(scope="session")
 def crds(kubectl: Kubectl) -> None:
     """The project's CRDs, installed and Established."""
-    kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
 
 

@@ -228,10 +228,11 @@ def test_a_binary_secret_value_is_named_and_never_shown(
 
 
 def test_a_copy_job_deleted_before_its_result_was_read_changes_nothing(
-    exports: Exports, emulator: EmulatorAdmin, operator: OperatorProcess
+    exports: Exports, emulator: EmulatorAdmin, operator: OperatorProcess, s3: S3Credentials
 ) -> None:
-    """Deleted by its TTL while the operator was down: the Job is made again, and the copier
-    finds the run complete: same manifest, same files, `latest` where it was."""
+    """Deleted by its TTL while the operator was down, and one of the run's objects expired
+    in S3 meanwhile: the Job is made again, and the copier finds the run complete: same
+    manifest, same files, `latest` where it was."""
     emulator.seed(exports.app, 100)
     exports.apply("ttl")
     process.wait_for(
@@ -250,6 +251,10 @@ def test_a_copy_job_deleted_before_its_result_was_read_changes_nothing(
         manifest = next(run_dir.glob("*/manifest.json"))
         before = manifest.read_bytes()
         batch.delete_namespaced_job(job, exports.namespace, propagation_policy="Foreground")
+        bucket, _, prefix = exports.read("ttl")["status"]["exportJob"]["s3Url"][5:].partition("/")
+        listed = s3.client().list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+        expired = next(o["Key"] for o in listed if o["Key"].endswith(".gz"))
+        s3.client().delete_object(Bucket=bucket, Key=expired)
         process.wait_for(
             lambda: (
                 not [

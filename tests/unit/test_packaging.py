@@ -7,6 +7,7 @@ sandbox needs; the version is written once, in the package, and everything else 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -22,7 +23,20 @@ from pinpoint_export_operator import __version__
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def build_wheel(source: Path, out: Path) -> zipfile.ZipFile:
+# What a release builds from: the tracked sources, not build/ or egg-info left in the tree.
+LEFTOVERS = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", "tests")
+
+
+def build_wheel(files: list[Path], base: Path, out: Path) -> zipfile.ZipFile:
+    """Copy `files` (relative to `base`) to a fresh directory and build a wheel there."""
+    source = out / "source"
+    for path in files:
+        target = source / path.relative_to(base)
+        if path.is_dir():
+            shutil.copytree(path, target, ignore=LEFTOVERS)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
         cwd=source,
@@ -42,12 +56,15 @@ def metadata(wheel: zipfile.ZipFile) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def operator_wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    return build_wheel(ROOT, tmp_path_factory.mktemp("operator"))
+    files = ["pyproject.toml", "README.md", "LICENSE", "operator"]
+    return build_wheel([ROOT / f for f in files], ROOT, tmp_path_factory.mktemp("operator"))
 
 
 @pytest.fixture(scope="module")
 def sandbox_wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    return build_wheel(ROOT / "sandbox", tmp_path_factory.mktemp("sandbox"))
+    sandbox = ROOT / "sandbox"
+    files = [sandbox / "pyproject.toml", sandbox / "README.md", sandbox / "pinpoint_export_sandbox"]
+    return build_wheel(files, sandbox, tmp_path_factory.mktemp("sandbox"))
 
 
 def test_the_operator_wheel_holds_only_the_operator(operator_wheel: zipfile.ZipFile) -> None:

@@ -1,12 +1,14 @@
 """The copier's exit codes (HELP below), and which failures a retry can fix.
 
-The copy Job's `podFailurePolicy` turns them into decisions:
+The copy Job's `podFailurePolicy` (exports/copy_job.py) turns them into decisions:
 
     rules:
     - action: FailJob            # a retry cannot help: fail now, keep backoffLimit for real faults
-      onExitCodes: {operator: In, values: [2, 3]}    # PERMANENT_EXIT_CODES
-    - action: Count              # everything else (75, 1) is retried within backoffLimit
-      onExitCodes: {operator: NotIn, values: [2, 3]}
+      onExitCodes: {containerName: copier, operator: In, values: [2, 3]}  # PERMANENT_EXIT_CODES
+    - action: Ignore             # an evicted or preempted pod is not the copier's failure
+      onPodConditions: [{type: DisruptionTarget}]
+
+Every other exit (75, 1) counts against the Job's backoffLimit and is retried.
 """
 
 from __future__ import annotations

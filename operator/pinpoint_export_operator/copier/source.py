@@ -74,6 +74,11 @@ def make_client(
         response_checksum_validation="when_required",
         s3={"addressing_style": "path"} if custom else None,
     )
+    # Keys come from a Secret through the environment; `echo KEY | kubectl create secret`
+    # leaves a newline that would make every signed request fail.
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        if key in os.environ:
+            os.environ[key] = os.environ[key].strip()
     session = session_for(Identity(region, None, assume_role_arn=assume_role_arn))
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 

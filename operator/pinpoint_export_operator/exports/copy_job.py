@@ -46,7 +46,10 @@ def _under(image: str, prefix: str) -> bool:
     return image == prefix or image.startswith((f"{prefix}/", f"{prefix}:", f"{prefix}@"))
 
 
-def build(export: Export, defaults: CopierDefaults) -> dict[str, Any]:
+def build(export: Export, defaults: CopierDefaults, exported_endpoints: int = 0) -> dict[str, Any]:
+    """The Job; `exported_endpoints` is Pinpoint's totalProcessed: if it exported any, the
+    copier refuses (retryably) a listing of the run that finds no piece at all, since S3
+    listings may lag, rather than publish an empty run."""
     spec = export.spec
     options = spec.get("copy", {})
     name = api.copy_job_name(export.name)
@@ -69,7 +72,7 @@ def build(export: Export, defaults: CopierDefaults) -> dict[str, Any]:
             {
                 "name": CONTAINER,
                 "image": options.get("image") or defaults.image,
-                "args": _copier_args(export, defaults),
+                "args": _copier_args(export, defaults, exported_endpoints),
                 "env": _env(spec),
                 "resources": options.get(
                     "resources",
@@ -133,9 +136,12 @@ def build(export: Export, defaults: CopierDefaults) -> dict[str, Any]:
     }
 
 
-def _copier_args(export: Export, defaults: CopierDefaults) -> list[str]:
+def _copier_args(export: Export, defaults: CopierDefaults, exported_endpoints: int) -> list[str]:
     spec = export.spec
     args = ["copy", f"--source={export.s3_url}", f"--dest={DATA_MOUNT}/{export.output_path}"]
+    if exported_endpoints:
+        # At least one piece: how Pinpoint's pieces map to objects is not documented.
+        args.append("--expect-objects=1")
     region = spec.get("region") or defaults.region
     if region:
         args.append(f"--region={region}")

@@ -150,6 +150,7 @@ class ExportReconciler:
             return
         run.status = run.written = started
         run.nothing_created = run.claimed = True
+        metrics.TRANSITIONS.labels("Pending").inc()
 
     async def _reread(self, run: _Run) -> None:
         obj = await asyncio.to_thread(self._kube.read_export, run.export.namespace, run.export.name)
@@ -252,7 +253,7 @@ class ExportReconciler:
             app = export.spec["applicationId"]
             return await self._aws.run(pinpoint.get_export_job, app, action.job_id)
         if isinstance(action, EnsureCopyJob):
-            manifest = copy_job.build(export, self._defaults.copier)
+            manifest = copy_job.build(export, self._defaults.copier, action.exported_endpoints)
             return await asyncio.to_thread(self._kube.ensure_copy_job, manifest)
         if isinstance(action, ObserveCopyJob):
             return await asyncio.to_thread(

@@ -144,7 +144,7 @@ class PollExportJob:
 
 @dataclass(frozen=True)
 class EnsureCopyJob:
-    pass
+    exported_endpoints: int = 0  # Pinpoint's totalProcessed
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,7 @@ def next_action(status: Status, caller: Caller) -> Action:
         return EnsureExportJob(job["s3Url"], search)
     if phase == "Exporting":
         if job.get("jobStatus") == PINPOINT_DONE:
-            return EnsureCopyJob()
+            return EnsureCopyJob(job.get("totalProcessed", 0))
         return PollExportJob(job["id"])
     if phase == "Copying":
         return ObserveCopyJob(status["copyJob"]["name"])

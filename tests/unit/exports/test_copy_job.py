@@ -138,3 +138,10 @@ def test_allowed_images_match_at_a_path_boundary(image: str, allowed: bool) -> N
 def test_the_copy_stage_has_a_deadline_by_default() -> None:
     manifest = copy_job.build(make_export(), DEFAULTS)
     assert manifest["spec"]["activeDeadlineSeconds"] == copy_job.COPY_DEADLINE
+
+
+def test_a_run_that_exported_endpoints_must_list_at_least_one_piece() -> None:
+    (empty,) = pod(copy_job.build(make_export(), DEFAULTS))["containers"]
+    assert not [a for a in empty["args"] if a.startswith("--expect-objects")]
+    (some,) = pod(copy_job.build(make_export(), DEFAULTS, exported_endpoints=5))["containers"]
+    assert "--expect-objects=1" in some["args"]

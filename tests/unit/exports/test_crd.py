@@ -111,6 +111,7 @@ def test_cel_rules_have_messages_naming_their_field() -> None:
             message = rule.get("message") or rule.get("messageExpression")
             assert message, f"{path}: rule {rule['rule']!r} has no message"
             names = {path.rsplit(".", 1)[-1].removesuffix("[]"), rule.get("fieldPath", "")[1:]}
+            names |= set(re.findall(r"self\.([\w.]+)", rule["rule"]))  # e.g. metadata.name
             assert any(n and n in message for n in names), f"{path}: {message!r}"
     assert rules >= 10
 

@@ -112,7 +112,7 @@ def test_completed_job_leads_to_the_copy_job_at_once() -> None:
     outcome = state.advance(make_export(), exporting(), job, T1)
     assert outcome.again
     assert outcome.events == []  # told by the copy Job's Event, one write later
-    assert state.next_action(outcome.status, LATER) == EnsureCopyJob()
+    assert state.next_action(outcome.status, LATER) == EnsureCopyJob(exported_endpoints=100)
     copying = state.advance(
         make_export(), outcome.status, CopyJob("nightly-copy", created=True), T1
     )
@@ -224,7 +224,7 @@ def test_copy_job_running_updates_counts_only() -> None:
 def test_missing_copy_job_is_created_again() -> None:
     outcome = state.advance(make_export(), copying(), CopyJobMissing("nightly-copy"), T1)
     assert outcome.again
-    assert state.next_action(outcome.status, LATER) == EnsureCopyJob()
+    assert state.next_action(outcome.status, LATER) == EnsureCopyJob(exported_endpoints=7)
 
 
 def test_condition_transition_time_moves_only_on_flip() -> None:
