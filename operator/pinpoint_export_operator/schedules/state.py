@@ -42,6 +42,7 @@ from typing import Any
 
 from pinpoint_export_operator import api
 from pinpoint_export_operator.runtime import conditions, timestamps
+from pinpoint_export_operator.runtime.errors import bounded
 from pinpoint_export_operator.runtime.events import Event
 from pinpoint_export_operator.runtime.objects import controller_reference
 from pinpoint_export_operator.schedules.cron import MAX_MISSED, Cron, InvalidSpec, most_recent
@@ -90,6 +91,7 @@ class Child:
     completion_time: datetime | None = None
     triggered_by: str | None = None  # the trigger value it was started for; None if scheduled
     deleting: bool = False
+    message: str = ""  # its status.message: why it failed, if it did
 
     @property
     def finished(self) -> bool:
@@ -107,6 +109,7 @@ class Child:
             completion_time=timestamps.parse(completion) if completion else None,
             triggered_by=(meta.get("annotations") or {}).get(api.ANNOTATION_TRIGGERED_BY),
             deleting=bool(meta.get("deletionTimestamp")),
+            message=status.get("message", ""),
         )
 
 
@@ -187,11 +190,15 @@ def _finished(spec: Spec, status: Status, live: list[Child], decision: Decision)
             decision.events.append(
                 Event("Normal", "SawCompletedExport", f"PinpointExport {child.name}: {child.phase}")
             )
-    successes = [c.completion_time for c in live if c.phase == "Succeeded" and c.completion_time]
-    if status.get("lastSuccessfulTime"):
-        successes.append(timestamps.parse(status["lastSuccessfulTime"]))
-    if successes:
-        decision.status["lastSuccessfulTime"] = timestamps.format(max(successes))
+    succeeded = _last_end(live, "Succeeded", status.get("lastSuccessfulTime"))
+    if succeeded:
+        decision.status["lastSuccessfulTime"] = succeeded
+    failed = _last_end(live, "Failed", status.get("lastFailedTime"))
+    if failed:
+        decision.status["lastFailedTime"] = failed
+        for child in live:
+            if child.phase == "Failed" and child.completion_time == timestamps.parse(failed):
+                decision.status["lastFailure"] = bounded(f"{child.name}: {child.message}")
     for phase, key, default in (
         ("Succeeded", "successfulExportsHistoryLimit", 3),
         ("Failed", "failedExportsHistoryLimit", 1),
@@ -200,6 +207,14 @@ def _finished(spec: Spec, status: Status, live: list[Child], decision: Decision)
         done = sorted((c for c in live if c.phase == phase), key=lambda c: (c.created, c.name))
         for child in done[: max(0, len(done) - limit)]:
             decision.delete.append(Delete(child.name, f"{phase}, beyond {key}={limit}"))
+
+
+def _last_end(live: list[Child], phase: str, recorded: str | None) -> str | None:
+    """When the latest run that ended in `phase` ended: the live runs' or the one recorded."""
+    ends = [c.completion_time for c in live if c.phase == phase and c.completion_time]
+    if recorded:
+        ends.append(timestamps.parse(recorded))
+    return timestamps.format(max(ends)) if ends else None
 
 
 def _scheduled(
@@ -302,8 +317,14 @@ def _triggered(
 def _conditions(
     spec: Spec, status: Status, problem: InvalidSpec | None, now: datetime, generation: int | None
 ) -> list[conditions.Condition]:
+    failed_at, succeeded_at = status.get("lastFailedTime"), status.get("lastSuccessfulTime")
     if problem is not None:
         reason, message, ready = problem.reason, problem.message, False
+    elif failed_at and (not succeeded_at or failed_at > succeeded_at):
+        # RFC 3339 UTC strings of one format compare as the times they name.
+        reason, ready = "LastRunFailed", False
+        detail = status.get("lastFailure") or "see the schedule's PinpointExports"
+        message = bounded(f"The last run failed at {failed_at}: {detail}")
     elif spec.get("suspend", False):
         reason, ready = "Suspended", True
         message = "Suspended: no scheduled runs start; the trigger annotation still starts one"
@@ -314,7 +335,7 @@ def _conditions(
         status.get("conditions", []),
         ready=ready,
         reconciling=False,
-        stalled=problem is not None,
+        stalled=not ready,
         reason=reason,
         message=message,
         now=timestamps.format(now),

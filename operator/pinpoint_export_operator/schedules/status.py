@@ -14,6 +14,8 @@ from pinpoint_export_operator.runtime.conditions import Condition
 class ScheduleStatus(TypedDict, total=False):
     lastScheduleTime: str
     lastSuccessfulTime: str
+    lastFailedTime: str
+    lastFailure: str  # "<export>: <its message>", of the run that failed last
     nextScheduleTime: str
     active: int
     activeExports: list[str]

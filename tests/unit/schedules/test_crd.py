@@ -132,6 +132,8 @@ def test_status() -> None:
     assert set(status) == {
         "lastScheduleTime",
         "lastSuccessfulTime",
+        "lastFailedTime",
+        "lastFailure",
         "nextScheduleTime",
         "active",
         "activeExports",
@@ -157,12 +159,16 @@ def test_printer_columns() -> None:
         "Active",
         "Last Schedule",
         "Next",
+        "Status",
         "Age",
     ]
     properties = dict(named_properties(root_schema()))
     for name, column in columns.items():
         path = column["jsonPath"].lstrip(".")
         if path == "metadata.creationTimestamp":
+            continue
+        if path.startswith("status.conditions[?"):  # a condition's reason, by type
+            assert column["type"] == "string" and path.endswith("].reason"), name
             continue
         assert path in properties, f"{name}: {path} is not in the schema"
         schema = properties[path]

@@ -597,3 +597,30 @@ def test_objects_from_the_api() -> None:
 def test_run_names_are_unix_minutes() -> None:
     assert api.schedule_run_name("nightly", at("1970-01-01T00:01:59Z")) == "nightly-1"
     assert api.schedule_run_name("nightly", at("2026-11-28T12:01:00Z")) == "nightly-29931121"
+
+
+def ready(decision: Decision) -> dict[str, Any]:
+    return next(c for c in decision.status["conditions"] if c["type"] == "Ready")
+
+
+def test_a_schedule_whose_last_run_failed_says_so_until_a_run_succeeds() -> None:
+    good = finished(run_at("2026-06-01T02:00:00Z"))
+    bad = replace(
+        finished(run_at("2026-06-02T02:00:00Z"), "Failed"),
+        message="Pinpoint export job j1 ended FAILED: AccessDenied",
+    )
+    failing = decide(make(), dict(SEEN), [good, bad], at("2026-06-02T09:30:00Z"))
+    assert failing.status["lastFailedTime"] == "2026-06-02T02:01:00Z"
+    assert failing.status["lastFailure"].startswith(f"{bad.name}: Pinpoint export job j1")
+    stalled = next(c for c in failing.status["conditions"] if c["type"] == "Stalled")
+    assert (ready(failing)["status"], stalled["status"]) == ("False", "True")
+    assert ready(failing)["reason"] == "LastRunFailed"
+    assert "AccessDenied" in ready(failing)["message"]
+    # The failed run pruned by the history limit: the schedule still says it failed.
+    pruned = decide(make(), failing.status, [good], at("2026-06-02T09:31:00Z"))
+    assert ready(pruned)["reason"] == "LastRunFailed"
+    # A later success clears it.
+    fixed = finished(run_at("2026-06-03T02:00:00Z"))
+    healthy = decide(make(), pruned.status, [good, fixed], at("2026-06-03T09:30:00Z"))
+    assert (ready(healthy)["status"], ready(healthy)["reason"]) == ("True", "Scheduled")
+    assert healthy.status["lastFailedTime"] == failing.status["lastFailedTime"]
