@@ -45,6 +45,7 @@ class OperatorConfig:
     aws_concurrency: int = 16
     liveness_port: int = 8081
     metrics_port: int = 8080
+    metrics_per_schedule: bool = False
     log_format: str = "text"
     log_level: str = "INFO"
     peering: str | None = None
@@ -101,6 +102,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--liveness-port", "PPE_LIVENESS_PORT", "port of /healthz (0: off)", default=8081, type=int
     )
     flag("--metrics-port", "PPE_METRICS_PORT", "port of /metrics (0: off)", default=8080, type=int)
+    flag(
+        "--metrics-per-schedule",
+        "PPE_METRICS_PER_SCHEDULE",
+        "also export each schedule's last success and last schedule times, labelled by "
+        "schedule name (one series per schedule): true or false",
+        default="false",
+        choices=["true", "false"],
+    )
     flag("--log-format", "PPE_LOG_FORMAT", "text or json", default="text", choices=["text", "json"])
     flag("--log-level", "PPE_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", default="INFO")
     flag(
@@ -135,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         aws_concurrency=int(args.aws_concurrency),
         liveness_port=int(args.liveness_port),
         metrics_port=int(args.metrics_port),
+        metrics_per_schedule=args.metrics_per_schedule == "true",
         log_format=args.log_format,
         log_level=args.log_level.upper(),
         peering=args.peering or None,

@@ -41,8 +41,8 @@ class CredentialsError(Exception):
 
 
 class Kube:
-    def __init__(self, api_client: client.ApiClient) -> None:
-        self._kube = KubeJson(api_client)
+    def __init__(self, kube: KubeJson) -> None:
+        self._kube = kube
 
     def patch_export_status(
         self,

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from botocore import xform_name
+from botocore.exceptions import ClientError
+
 from pinpoint_export_operator.exports.state import ExportJob
-from pinpoint_export_operator.runtime import timestamps
+from pinpoint_export_operator.runtime import metrics, timestamps
 
 PAGE_SIZE = "100"  # Pinpoint's page-size is a string in its API
 
@@ -46,6 +49,11 @@ class Pinpoint:
     def __init__(self, client: Any) -> None:
         self._client = client
 
+    def _call(self, operation: str, **request: Any) -> Any:
+        """One call to Pinpoint, measured (`pinpoint_export_call_*`)."""
+        with metrics.timed_call("pinpoint", operation, _error_code):
+            return getattr(self._client, xform_name(operation))(**request)
+
     def find_export_job(
         self,
         application_id: str,
@@ -64,9 +72,9 @@ class Pinpoint:
             if cursor.token:
                 kwargs["Token"] = cursor.token
             if segment_id:
-                page = self._client.get_segment_export_jobs(SegmentId=segment_id, **kwargs)
+                page = self._call("GetSegmentExportJobs", SegmentId=segment_id, **kwargs)
             else:
-                page = self._client.get_export_jobs(**kwargs)
+                page = self._call("GetExportJobs", **kwargs)
             cursor.pages += 1
             jobs = page["ExportJobsResponse"]
             items = jobs.get("Item", [])
@@ -92,14 +100,21 @@ class Pinpoint:
             request["SegmentId"] = segment_id
         if segment_version:
             request["SegmentVersion"] = segment_version
-        response = self._client.create_export_job(
-            ApplicationId=application_id, ExportJobRequest=request
+        response = self._call(
+            "CreateExportJob", ApplicationId=application_id, ExportJobRequest=request
         )
         return parse_job(response["ExportJobResponse"])
 
     def get_export_job(self, application_id: str, job_id: str) -> ExportJob:
-        response = self._client.get_export_job(ApplicationId=application_id, JobId=job_id)
+        response = self._call("GetExportJob", ApplicationId=application_id, JobId=job_id)
         return parse_job(response["ExportJobResponse"])
+
+
+def _error_code(error: Exception) -> str:
+    """Pinpoint's error code, or the kind of failure when it did not answer."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "Unknown"))
+    return type(error).__name__
 
 
 def _older(item: dict[str, Any], moment: datetime) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -68,6 +69,7 @@ class _Run:
     preflight_done: bool = False
     cursor: SearchCursor = field(default_factory=SearchCursor)
     pending: list[Event] = field(default_factory=list)
+    phase_since: float | None = None  # monotonic; None if the phase began before this process
 
 
 class ExportReconciler:
@@ -150,6 +152,7 @@ class ExportReconciler:
             return
         run.status = run.written = started
         run.nothing_created = run.claimed = True
+        run.phase_since = time.monotonic()
         metrics.TRANSITIONS.labels("Pending").inc()
 
     async def _reread(self, run: _Run) -> None:
@@ -286,7 +289,21 @@ class ExportReconciler:
             )
             run.written = status
             if status.get("phase") != written.get("phase"):
-                metrics.TRANSITIONS.labels(status["phase"]).inc()
+                _count_transition(run, written, status)
         for event in run.pending:
             events.post(body, event)
         run.pending = []
+
+
+def _count_transition(run: _Run, before: Status, after: Status) -> None:
+    """The metrics of a phase change: the transition, the phase's duration, what was copied."""
+    metrics.TRANSITIONS.labels(after["phase"]).inc()
+    now = time.monotonic()
+    if run.phase_since is not None and before.get("phase"):
+        metrics.PHASE_SECONDS.labels(before["phase"]).observe(now - run.phase_since)
+    run.phase_since = now
+    if after["phase"] == "Succeeded":
+        output = after.get("output", {})
+        metrics.EXPORTED_ENDPOINTS.inc(after.get("exportJob", {}).get("totalProcessed", 0))
+        metrics.COPIED_FILES.inc(output.get("files", 0))
+        metrics.COPIED_BYTES.inc(output.get("bytes", 0))

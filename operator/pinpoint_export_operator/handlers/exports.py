@@ -40,3 +40,8 @@ async def reconcile_export(
 async def copy_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     for owner in body.metadata.get("ownerReferences", []):
         memo.exports.wakeups.poke(owner["uid"])
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.EXPORTS)
+async def export_seen(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.inventory.saw_export(type, body)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any
 
 import kopf
@@ -19,6 +20,7 @@ from pinpoint_export_operator.exports.kube import Kube
 from pinpoint_export_operator.exports.reconciler import ExportReconciler
 from pinpoint_export_operator.runtime import metrics
 from pinpoint_export_operator.runtime.aws import AwsCalls
+from pinpoint_export_operator.runtime.inventory import Inventory
 from pinpoint_export_operator.runtime.kube_json import KubeJson, served_resources
 from pinpoint_export_operator.runtime.wakeups import Wakeups
 from pinpoint_export_operator.schedules.kube import ScheduleKube
@@ -47,15 +49,21 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         settings.peering.standalone = False
         settings.peering.priority = cfg.peering_priority
 
+    # Events say who posted them: this operator, and which replica (the pod's name).
+    settings.posting.reporting_component = api.MANAGER
+    settings.posting.reporting_instance = socket.gethostname()
+    settings.posting.event_name_prefix = f"{api.MANAGER}-"
+
     memo.exports = ExportReconciler(
-        Kube(api_client(cfg.aws_concurrency)),
+        Kube(kube_json(cfg.aws_concurrency)),
         AwsCalls(cfg.aws_concurrency),
         cfg.defaults,
         Wakeups(),
     )
-    schedules_client = api_client(SCHEDULES_API_POOL)
-    memo.schedules = ScheduleReconciler(ScheduleKube(schedules_client), Wakeups())
-    memo.discovery = KubeJson(schedules_client)
+    memo.discovery = kube_json(SCHEDULES_API_POOL)
+    memo.schedules = ScheduleReconciler(ScheduleKube(memo.discovery), Wakeups())
+    memo.inventory = Inventory(per_schedule=cfg.metrics_per_schedule)
+    metrics.REGISTRY.register(memo.inventory)
     if cfg.metrics_port:
         memo.metrics = await metrics.serve(cfg.metrics_port)
 
@@ -77,13 +85,16 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         memo.exports.close()
     if "metrics" in memo:
         await memo.metrics.cleanup()
+    if "inventory" in memo:
+        metrics.REGISTRY.unregister(memo.inventory)
 
 
-def api_client(pool_size: int) -> client.ApiClient:
+def kube_json(pool_size: int) -> KubeJson:
+    """A client of the API server (in-cluster, else the kubeconfig), its calls measured."""
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         config.load_kube_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
+    return KubeJson(client.ApiClient(configuration), observe=metrics.observe_kubernetes)

@@ -30,7 +30,8 @@ async def run_schedule(
 
 # Async handlers: the wakeups are asyncio.Events, set on the event loop only.
 @kopf.on.event(api.GROUP, api.VERSION, api.SCHEDULES)
-async def schedule_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def schedule_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.inventory.saw_schedule(type, body)
     # Only what the daemon has not acted on yet: its own status patches wake nothing.
     status = body.get("status") or {}
     trigger = body.metadata.annotations.get(api.ANNOTATION_TRIGGER)

@@ -9,6 +9,8 @@ work with API objects as plain dicts, as Kopf and the manifest builders do.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -47,9 +49,14 @@ def read(response: RESTResponse) -> bytes:
     return data
 
 
+# Told of each request: (method, resource, seconds, HTTP status); the operator counts them.
+Observer = Callable[[str, str, float, int], None]
+
+
 class KubeJson:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, observe: Observer | None = None) -> None:
         self._api = api
+        self._observe = observe
 
     def request(
         self,
@@ -62,8 +69,11 @@ class KubeJson:
     ) -> Json:
         """The response as a dict; `client.ApiException` for a non-2xx status, as the typed
         API classes raise, so callers test `error.status` the usual way."""
+        start = time.monotonic()
         response = call(self._api, method, path, query, body, content_type)
         data = read(response)
+        if self._observe is not None:
+            self._observe(method, resource_of(path), time.monotonic() - start, response.status)
         if not 200 <= response.status < 300:
             raise client.ApiException(http_resp=response)
         decoded: Json = json.loads(data) if data else {}
@@ -102,3 +112,16 @@ def served_resources(kube: KubeJson, group_version: str) -> set[str]:
             return set()
         raise
     return {resource["name"] for resource in discovery.get("resources", [])}
+
+
+def resource_of(path: str) -> str:
+    """The resource a path names, without namespaces or object names: `jobs`,
+    `pinpointexports/status` (bounded, for metrics labels)."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    if "namespaces" in parts[:-1]:
+        parts = parts[parts.index("namespaces") + 2 :]
+    else:
+        parts = parts[3:] if parts[:1] == ["apis"] else parts[2:]
+    if not parts:
+        return "discovery"
+    return f"{parts[0]}/{parts[2]}" if len(parts) > 2 else parts[0]  # resource[/subresource]

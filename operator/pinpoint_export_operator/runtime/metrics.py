@@ -1,17 +1,45 @@
-"""Prometheus metrics, served in the text format on `--metrics-port` at /metrics."""
+"""Prometheus metrics, served in the text format on `--metrics-port` at /metrics.
+
+Named by Prometheus's conventions (base units, `_total` counters, `_seconds`, `_bytes`), with
+labels of bounded cardinality: operation, phase, reason, namespace; never an object's name
+(the per-schedule timestamps of `inventory` are opt-in). The process and Python collectors
+are registered too, as the default registry would.
+"""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 
+from pinpoint_export_operator import __version__
+
+disable_created_metrics()  # a `_created` series beside every counter is noise here
 REGISTRY = CollectorRegistry()
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_collector)
+
+BUILD_INFO = Gauge(
+    "pinpoint_export_build_info",
+    "The operator's version; always 1.",
+    ["version"],
+    registry=REGISTRY,
+)
+BUILD_INFO.labels(__version__).set(1)
 
 TRANSITIONS = Counter(
     "pinpoint_export_transitions_total",
@@ -21,7 +49,7 @@ TRANSITIONS = Counter(
 )
 CLOUD_ERRORS = Counter(
     "pinpoint_export_errors_total",
-    "Failed calls to Pinpoint, S3 or Kubernetes, by reason and whether they are retried.",
+    "Failed steps of an export (Pinpoint, S3 or Kubernetes), by reason and whether retried.",
     ["reason", "transient"],
     registry=REGISTRY,
 )
@@ -30,6 +58,69 @@ ACTIVE = Gauge(
     "PinpointExports this replica is carrying (Pending, Exporting or Copying).",
     registry=REGISTRY,
 )
+PHASE_SECONDS = Histogram(
+    "pinpoint_export_phase_duration_seconds",
+    "Time an export spent in a phase, seen whole by this replica (Pending, Exporting, Copying).",
+    ["phase"],
+    buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400),
+    registry=REGISTRY,
+)
+EXPORTED_ENDPOINTS = Counter(
+    "pinpoint_export_exported_endpoints_total",
+    "Endpoints exported by Pinpoint in exports that succeeded (Pinpoint's TotalProcessed).",
+    registry=REGISTRY,
+)
+COPIED_FILES = Counter(
+    "pinpoint_export_copied_files_total",
+    "Files the copier wrote to volumes, in exports that succeeded.",
+    registry=REGISTRY,
+)
+COPIED_BYTES = Counter(
+    "pinpoint_export_copied_bytes_total",
+    "Bytes the copier wrote to volumes, in exports that succeeded.",
+    registry=REGISTRY,
+)
+CALL_SECONDS = Histogram(
+    "pinpoint_export_call_duration_seconds",
+    "Calls to Pinpoint and to the Kubernetes API, by service and operation.",
+    ["service", "operation"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+CALL_ERRORS = Counter(
+    "pinpoint_export_call_errors_total",
+    "Failed calls to Pinpoint and to the Kubernetes API, by service, operation and error code.",
+    ["service", "operation", "code"],
+    registry=REGISTRY,
+)
+SCHEDULE_MISSED = Counter(
+    "pinpoint_export_schedule_missed_runs_total",
+    "Scheduled runs of PinpointExportSchedules that did not start (past their deadline).",
+    ["namespace"],
+    registry=REGISTRY,
+)
+
+
+@contextmanager
+def timed_call(service: str, operation: str, code_of: Callable[[Exception], str]) -> Iterator[None]:
+    """Observe one call's duration, and count it as an error with `code_of(error)` if it
+    raises (the error goes on)."""
+    start = time.monotonic()
+    try:
+        yield
+    except Exception as error:
+        CALL_ERRORS.labels(service, operation, code_of(error)).inc()
+        raise
+    finally:
+        CALL_SECONDS.labels(service, operation).observe(time.monotonic() - start)
+
+
+def observe_kubernetes(method: str, resource: str, seconds: float, status: int) -> None:
+    """A request to the API server (`kube_json.Observer`): its time, and its error if any."""
+    operation = f"{method} {resource}"
+    CALL_SECONDS.labels("kubernetes", operation).observe(seconds)
+    if status >= 400:
+        CALL_ERRORS.labels("kubernetes", operation, str(status)).inc()
 
 
 async def _metrics(_: web.Request) -> web.Response:

@@ -16,8 +16,8 @@ from pinpoint_export_operator.runtime.objects import controller_uid
 
 
 class ScheduleKube:
-    def __init__(self, api_client: client.ApiClient) -> None:
-        self._kube = KubeJson(api_client)
+    def __init__(self, kube: KubeJson) -> None:
+        self._kube = kube
 
     def list_exports(self, namespace: str, schedule: str, uid: str) -> list[dict[str, Any]]:
         """The PinpointExports this schedule controls (label, then owner: a label is no proof)."""

@@ -15,7 +15,7 @@ from typing import Any, cast
 import kopf
 from kubernetes import client
 
-from pinpoint_export_operator.runtime import timestamps
+from pinpoint_export_operator.runtime import metrics, timestamps
 from pinpoint_export_operator.runtime.adopt import Created
 from pinpoint_export_operator.runtime.backoff import backoff
 from pinpoint_export_operator.runtime.errors import kubernetes_error
@@ -32,6 +32,7 @@ PADDING = 0.1
 # Look again at least this often even with nothing due: a wall clock stepped by NTP, or an
 # event lost with a broken watch, is noticed within this time.
 MAX_SLEEP = 600.0
+MISSED = ("MissSchedule", "TooManyMissedTimes")  # decisions that skipped scheduled runs
 
 
 class ScheduleReconciler:
@@ -82,6 +83,8 @@ class ScheduleReconciler:
                 _merge_patch(written, decision.status),
             )
         for event in decision.events:
+            if event.reason in MISSED:
+                metrics.SCHEDULE_MISSED.labels(schedule.namespace).inc()
             posted.post(body, event)
         return decision.wake_at
 

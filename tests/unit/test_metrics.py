@@ -1,0 +1,104 @@
+"""/metrics: the inventory's gauges, the names Prometheus's conventions ask for, bounded labels."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from pinpoint_export_operator.runtime import metrics
+from pinpoint_export_operator.runtime.inventory import Inventory
+from pinpoint_export_operator.runtime.kube_json import resource_of
+
+
+def export(uid: str, namespace: str, phase: str | None, start: str | None = None) -> Any:
+    status = {"phase": phase, "startTime": start} if phase else {}
+    return {"metadata": {"uid": uid, "namespace": namespace, "name": uid}, "status": status}
+
+
+def schedule(uid: str, reason: str | None, **status: Any) -> Any:
+    conditions = [{"type": "Ready", "reason": reason}] if reason else []
+    return {
+        "metadata": {"uid": uid, "namespace": "ns", "name": f"s-{uid}"},
+        "status": {"conditions": conditions, **status},
+    }
+
+
+def scrape(inventory: Inventory) -> str:
+    registry = CollectorRegistry()
+    registry.register(inventory)
+    return generate_latest(registry).decode()
+
+
+def test_exports_are_counted_once_per_object_by_namespace_and_phase() -> None:
+    inventory = Inventory()
+    inventory.saw_export("ADDED", export("a", "team-a", None))
+    inventory.saw_export("MODIFIED", export("a", "team-a", "Exporting", "2026-11-28T10:00:00Z"))
+    inventory.saw_export("MODIFIED", export("a", "team-a", "Exporting", "2026-11-28T10:00:00Z"))
+    inventory.saw_export("ADDED", export("b", "team-a", "Exporting", "2026-11-28T09:00:00Z"))
+    inventory.saw_export("ADDED", export("c", "team-b", "Failed", "2026-11-28T08:00:00Z"))
+    inventory.saw_export("ADDED", export("d", "team-b", "Succeeded"))
+    inventory.saw_export("DELETED", export("d", "team-b", "Succeeded"))
+    text = scrape(inventory)
+    assert 'pinpoint_exports{namespace="team-a",phase="Exporting"} 2.0' in text
+    assert 'pinpoint_exports{namespace="team-b",phase="Failed"} 1.0' in text
+    assert "Succeeded" not in text
+    # The oldest running export, for "stuck" alerts; finished ones do not count.
+    oldest = 'pinpoint_export_oldest_active_start_timestamp_seconds{namespace="team-a"}'
+    started = datetime(2026, 11, 28, 9, tzinfo=UTC).timestamp()  # b, the older of the two
+    assert f"{oldest} {started:.7e}" in text
+    assert 'oldest_active_start_timestamp_seconds{namespace="team-b"}' not in text
+
+
+def test_schedules_by_status_and_per_schedule_times_only_when_asked() -> None:
+    inventory = Inventory()
+    inventory.saw_schedule("ADDED", schedule("1", None))
+    inventory.saw_schedule("ADDED", schedule("2", "LastRunFailed"))
+    inventory.saw_schedule(
+        "ADDED", schedule("3", "Scheduled", lastSuccessfulTime="2026-11-28T10:00:00Z")
+    )
+    text = scrape(inventory)
+    assert 'pinpoint_export_schedules{namespace="ns",status="LastRunFailed"} 1.0' in text
+    assert 'pinpoint_export_schedules{namespace="ns",status="Unknown"} 1.0' in text
+    assert "s-3" not in text  # no per-object label by default
+    per_schedule = Inventory(per_schedule=True)
+    per_schedule.saw_schedule(
+        "ADDED", schedule("3", "Scheduled", lastSuccessfulTime="2026-11-28T10:00:00Z")
+    )
+    line = 'pinpoint_export_schedule_last_success_timestamp_seconds{namespace="ns",schedule="s-3"}'
+    assert line in scrape(per_schedule)
+
+
+@pytest.mark.parametrize(
+    ("path", "resource"),
+    [
+        ("/api/v1/namespaces/ns/pods", "pods"),
+        ("/apis/batch/v1/namespaces/ns/jobs/nightly-copy", "jobs"),
+        (
+            "/apis/pinpoint.exports.dev/v1alpha1/namespaces/ns/pinpointexports/x/status",
+            "pinpointexports/status",
+        ),
+        ("/apis/pinpoint.exports.dev/v1alpha1", "discovery"),
+        ("/api/v1/namespaces/ns/secrets/keys?x=1", "secrets"),
+    ],
+)
+def test_kubernetes_calls_are_labelled_by_resource_never_by_name(path: str, resource: str) -> None:
+    assert resource_of(path) == resource
+
+
+def test_names_follow_prometheus_conventions_and_the_process_collectors_are_kept() -> None:
+    text = generate_latest(metrics.REGISTRY).decode()
+    names = set(re.findall(r"^# TYPE (\S+) (\S+)", text, re.M))
+    ours = {(n, t) for n, t in names if n.startswith("pinpoint_export")}
+    for name, kind in ours:
+        if kind == "counter":
+            assert name.endswith("_total"), name
+        if kind == "histogram":
+            assert name.endswith("_seconds"), name
+    assert ("process_resident_memory_bytes", "gauge") in names
+    assert ("python_gc_objects_collected_total", "counter") in names
+    assert "_created" not in text  # no creation-time series beside every counter
+    assert 'pinpoint_export_build_info{version="' in text
