@@ -28,7 +28,7 @@ from prometheus_client import (
 
 from pinpoint_export_operator import __version__
 
-disable_created_metrics()  # a `_created` series beside every counter is noise here
+disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series are noise here
 REGISTRY = CollectorRegistry()
 for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
     REGISTRY.register(_collector)
