@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -49,6 +50,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         settings.peering.standalone = False
         settings.peering.priority = cfg.peering_priority
 
+    # Every Kubernetes call of the reconcilers runs in asyncio's default executor, which is
+    # min(32, CPUs + 4) threads: 6 on two cores, a queue behind which hundreds of exports
+    # would wait. Size it like the clients' connection pools instead.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(cfg.aws_concurrency + SCHEDULES_API_POOL, thread_name_prefix="kube")
+    )
     # Events say who posted them: this operator, and which replica (the pod's name).
     settings.posting.reporting_component = api.MANAGER
     settings.posting.reporting_instance = socket.gethostname()
