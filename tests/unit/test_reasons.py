@@ -38,7 +38,8 @@ def reasons_in_code() -> set[str]:
 
 def reasons_in_docs() -> set[str]:
     text = DOCS.read_text()
-    table = text.split("### PinpointExport reasons", 1)[1].split("\n### ", 1)[0]
+    section = text.split("### PinpointExport reasons", 1)[1].lstrip("\n")
+    table = section.split("\n\n", 1)[0]  # the first table: the copier's follows apart
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     return {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
 
