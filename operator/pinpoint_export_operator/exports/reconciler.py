@@ -2,8 +2,13 @@
 
 Decisions come from `export_state`; this module only performs the chosen action through the
 adapters, patches the status when (and only when) it changed, posts the Events, and waits:
-`pollIntervalSeconds` while Pinpoint works, a jittered backoff after a transient error, or
-until a copy Job event wakes it.
+`pollIntervalSeconds` while Pinpoint works, a jittered backoff after a transient error, until
+another replica's claim on the create has expired, or until a copy Job event wakes it.
+
+Exactly one Pinpoint job per export: before each CreateExportJob the status is patched with a
+claim (who, when) preconditioned on the resourceVersion this process last saw, so that of two
+writers one gets 409 and stands back; the create itself is never retried by the SDK; and when a
+create may have acted unanswered, the next attempt searches for its job first.
 """
 
 from __future__ import annotations
