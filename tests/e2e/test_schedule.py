@@ -249,6 +249,7 @@ def test_every_minute_with_each_concurrency_policy_and_suspend(
         "LAST",
         "SCHEDULE",
         "NEXT",
+        "STATUS",
         "AGE",
     ]
     rows = {line.split()[0]: line.split() for line in table[1:]}
