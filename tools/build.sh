@@ -24,11 +24,13 @@ done
 
 # name  module-dir  package  version  ldflags
 targets() {
-  local etcd_v helm3_v helm4_v vgw_v
+  local etcd_v helm3_v helm4_v vgw_v kstatus_v
   etcd_v=$(pinned etcd go.etcd.io/etcd/server/v3)
   helm3_v=$(pinned helm3 helm.sh/helm/v3)
   helm4_v=$(pinned helm4 helm.sh/helm/v4)
   vgw_v=$(pinned versitygw github.com/versity/versitygw)
+  # The project's own checker: named after the kstatus (cli-utils) release it computes with.
+  kstatus_v=$(pinned kstatus sigs.k8s.io/cli-utils)
   printf '%s\t%s\t%s\t%s\t%s\n' \
     etcd etcd go.etcd.io/etcd/server/v3 "$etcd_v" "-s -w" \
     kube-apiserver kubernetes k8s.io/kubernetes/cmd/kube-apiserver "$k8s_version" "$k8s_ldflags" \
@@ -36,7 +38,8 @@ targets() {
     kubectl kubernetes k8s.io/kubernetes/cmd/kubectl "$k8s_version" "$k8s_ldflags" \
     helm3 helm3 helm.sh/helm/v3/cmd/helm "$helm3_v" "-s -w -X helm.sh/helm/v3/internal/version.version=$helm3_v" \
     helm4 helm4 helm.sh/helm/v4/cmd/helm "$helm4_v" "-s -w -X helm.sh/helm/v4/internal/version.version=$helm4_v" \
-    versitygw versitygw github.com/versity/versitygw/cmd/versitygw "$vgw_v" "-s -w"
+    versitygw versitygw github.com/versity/versitygw/cmd/versitygw "$vgw_v" "-s -w" \
+    kstatus kstatus pinpoint-export-operator/tools/kstatus "$kstatus_v" "-s -w"
 }
 
 wanted=" $* "
