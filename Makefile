@@ -21,7 +21,8 @@ lint: $(VENV)/.synced  ## ruff, mypy, and the import layers (.importlinter).
 	mypy
 	lint-imports
 
-unit: $(VENV)/.synced
+unit: $(VENV)/.synced  ## Unit tests: no servers (promtool, built first, tests the alert rules).
+	tools/build.sh promtool
 	pytest tests/unit sandbox/tests/unit -q
 
 e2e: $(VENV)/.synced tools

@@ -22,7 +22,7 @@ for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
   k8s_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
 done
 
-# name  module-dir  package  version  ldflags
+# name  module-dir  package  version  ldflags  [build tags]
 targets() {
   local etcd_v helm3_v helm4_v vgw_v kstatus_v
   etcd_v=$(pinned etcd go.etcd.io/etcd/server/v3)
@@ -40,11 +40,16 @@ targets() {
     helm4 helm4 helm.sh/helm/v4/cmd/helm "$helm4_v" "-s -w -X helm.sh/helm/v4/internal/version.version=$helm4_v" \
     versitygw versitygw github.com/versity/versitygw/cmd/versitygw "$vgw_v" "-s -w" \
     kstatus kstatus pinpoint-export-operator/tools/kstatus "$kstatus_v" "-s -w"
+  # promtool (module v0.3XY.Z is Prometheus 3.XY.Z), without the service-discovery plugins
+  # (clouds' SDKs, most of its build time): rules tests need none of them.
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' \
+    promtool promtool github.com/prometheus/prometheus/cmd/promtool \
+    "$(pinned promtool github.com/prometheus/prometheus)" "-s -w" remove_all_sd
 }
 
 wanted=" $* "
 total_start=$SECONDS
-while IFS=$'\t' read -r name dir pkg version ldflags; do
+while IFS=$'\t' read -r name dir pkg version ldflags tags; do
   [[ $# -eq 0 || $wanted == *" $name "* ]] || continue
   out="$bin_dir/$name-$version"
   if [[ -x $out ]]; then
@@ -53,7 +58,7 @@ while IFS=$'\t' read -r name dir pkg version ldflags; do
   fi
   start=$SECONDS
   echo "tools: building $name $version ..."
-  (cd "$tools_dir/$dir" && go build -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg")
+  (cd "$tools_dir/$dir" && go build -trimpath -tags "${tags:-}" -ldflags "$ldflags" -o "$out.tmp" "$pkg")
   mv "$out.tmp" "$out"
   echo "tools: built $name $version in $((SECONDS - start))s"
 done < <(targets)

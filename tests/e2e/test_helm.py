@@ -14,6 +14,7 @@ would handle the same exports.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -188,6 +189,44 @@ def test_service_monitor_scrapes_the_metrics_service(helm: Helm, kube_version: s
         "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.port=0", check=False,
     )  # fmt: skip
     assert off.returncode != 0 and "metrics.serviceMonitor.enabled needs" in off.stderr
+
+
+def test_alerts_and_dashboard_are_the_chart_files_unchanged(helm: Helm, kube_version: str) -> None:
+    """Rendered only (the sandbox has no Prometheus Operator CRDs): both opt-in, and the
+    PrometheusRule and the ConfigMap carry files/alerts.yaml and files/dashboard.json as is."""
+    files = CHART / "files"
+    defaults = {d["kind"] for d in documents(render(helm, "ops", kube_version))}
+    assert not defaults & {"PrometheusRule", "ConfigMap"}, defaults
+    enabled = [
+        "--set", "metrics.prometheusRule.enabled=true",
+        "--set", "metrics.prometheusRule.labels.release=prometheus",
+        "--set", "metrics.grafanaDashboard.enabled=true",
+    ]  # fmt: skip
+    helm("lint", str(CHART), "--strict", "--kube-version", kube_version, *enabled)
+    rendered = documents(render(helm, "ops", kube_version, *enabled))
+    (rule,) = [d for d in rendered if d["kind"] == "PrometheusRule"]
+    assert rule["spec"] == yaml.safe_load((files / "alerts.yaml").read_text())
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    (dashboard,) = [d for d in rendered if d["kind"] == "ConfigMap"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    (content,) = dashboard["data"].values()
+    assert json.loads(content) == json.loads((files / "dashboard.json").read_text())
+
+    # The sidecar's label can be replaced, not only added to (null drops a default key).
+    relabel = [
+        "--set", "metrics.grafanaDashboard.labels.grafana_dashboard=null",
+        "--set", "metrics.grafanaDashboard.labels.dashboards=ops",
+    ]  # fmt: skip
+    relabelled = documents(render(helm, "ops", kube_version, *enabled, *relabel))
+    (dashboard,) = [d for d in relabelled if d["kind"] == "ConfigMap"]
+    labels = dashboard["metadata"]["labels"]
+    assert labels["dashboards"] == "ops" and "grafana_dashboard" not in labels
+    # Alerts on an operator without metrics would only say it is down.
+    off = helm(
+        "template", "ppe", str(CHART), "--kube-version", kube_version, *enabled,
+        "--set", "metrics.port=0", check=False,
+    )  # fmt: skip
+    assert off.returncode != 0 and "metrics.prometheusRule.enabled needs" in off.stderr
 
 
 # --- installing -----------------------------------------------------------------------------
