@@ -6,6 +6,7 @@ tests/e2e/test_crd_validation.py.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,19 +16,22 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "pinpointexports.yaml"
+SCHEDULE_CRD_PATH = ROOT / "crds" / "pinpointexportschedules.yaml"
 EXAMPLES = ROOT / "examples"
 EXPORT_EXAMPLES = ("pinpointexport.yaml", "pinpointexport-segment.yaml")
 
 Schema = dict[str, Any]
 
 
-def load_crd() -> dict[str, Any]:
-    crd: dict[str, Any] = yaml.safe_load(CRD_PATH.read_text())
+@functools.cache
+def load_crd(path: Path = CRD_PATH) -> dict[str, Any]:
+    """Parsed once per file: the tests only read it."""
+    crd: dict[str, Any] = yaml.safe_load(path.read_text())
     return crd
 
 
-def root_schema() -> Schema:
-    (version,) = load_crd()["spec"]["versions"]
+def root_schema(path: Path = CRD_PATH) -> Schema:
+    (version,) = load_crd(path)["spec"]["versions"]
     schema: Schema = version["schema"]["openAPIV3Schema"]
     return schema
 

@@ -139,26 +139,31 @@ class ExportReconciler:
         """Record the run and claim its first create, in one write that only succeeds if no
         one else wrote the object since we read it."""
         caller = Caller(IDENTITY, now(), nothing_created=True)
-        started = export_state.start(run.export, run.status, caller).status
+        if await self._claim(run, export_state.start(run.export, run.status, caller).status):
+            run.nothing_created = run.claimed = True
+            run.phase_since = time.monotonic()
+            metrics.TRANSITIONS.labels("Pending").inc()
+        elif not run.status.get("phase"):
+            await self._start(run)  # only our own view was stale
+
+    async def _claim(self, run: _Run, status: Status) -> bool:
+        """Write `status` only if the object is still at the resourceVersion this process last
+        saw. False, with the object read again, if another writer came first (409)."""
         try:
             run.resource_version = await asyncio.to_thread(
                 self._kube.patch_export_status,
                 run.export.namespace,
                 run.export.name,
-                started,
+                status,
                 run.resource_version,
             )
         except client.ApiException as error:
             if error.status != 409:
                 raise
             await self._reread(run)
-            if not run.status.get("phase"):
-                await self._start(run)  # only our own view was stale
-            return
-        run.status = run.written = started
-        run.nothing_created = run.claimed = True
-        run.phase_since = time.monotonic()
-        metrics.TRANSITIONS.labels("Pending").inc()
+            return False
+        run.status = run.written = status
+        return True
 
     async def _reread(self, run: _Run) -> None:
         obj = await asyncio.to_thread(self._kube.read_export, run.export.namespace, run.export.name)
@@ -196,22 +201,8 @@ class ExportReconciler:
             if refused is not None:
                 return refused
             run.preflight_done = True
-        if not run.claimed:
-            claimed = export_state.claim(run.status, caller)
-            try:
-                run.resource_version = await asyncio.to_thread(
-                    self._kube.patch_export_status,
-                    export.namespace,
-                    export.name,
-                    claimed,
-                    run.resource_version,
-                )
-            except client.ApiException as error:
-                if error.status != 409:
-                    raise
-                await self._reread(run)
-                return None
-            run.status = run.written = claimed
+        if not run.claimed and not await self._claim(run, export_state.claim(run.status, caller)):
+            return None
         run.claimed = False  # each attempt claims afresh: its time is what others wait on
         app, segment = spec["applicationId"], spec.get("segmentId")
         identity = await self._identity(export)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..crd_schema import (
+    CRD_PATH,
     EXPORT_EXAMPLES,
+    SCHEDULE_CRD_PATH,
     load_crd,
     load_example,
     named_properties,
@@ -45,10 +48,12 @@ def test_crd_names_and_version() -> None:
     assert version["subresources"] == {"status": {}}
 
 
-def test_every_property_has_a_description() -> None:
+@pytest.mark.parametrize("crd", [CRD_PATH, SCHEDULE_CRD_PATH], ids=lambda p: p.stem)
+def test_every_property_has_a_description(crd: Path) -> None:
+    """Of both CRDs: `kubectl explain` must read well."""
     missing = [
         path
-        for path, schema in named_properties(root_schema())
+        for path, schema in named_properties(root_schema(crd))
         if path != "metadata" and not str(schema.get("description", "")).strip()
     ]
     assert not missing, f"properties without a description: {missing}"
