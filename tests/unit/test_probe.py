@@ -1,4 +1,4 @@
-"""/healthz fails while the API server does not serve the operator's resources."""
+"""Start-up safety: /healthz fails without the CRDs; SDK logs never carry secrets."""
 
 from __future__ import annotations
 
@@ -37,3 +37,15 @@ def test_served_resources_pass() -> None:
 def test_missing_resources_fail_the_probe(served: list[str] | None) -> None:
     with pytest.raises(kopf.PermanentError, match=api.SCHEDULES):
         probe(served)
+
+
+def test_sdk_loggers_never_go_below_info() -> None:
+    """botocore at DEBUG logs AssumeRole's answer, temporary secret key included."""
+    import logging
+
+    from pinpoint_export_operator.run import SDK_LOGGERS, quiet_sdk_logs
+
+    quiet_sdk_logs("DEBUG")
+    assert all(logging.getLogger(name).level == logging.INFO for name in SDK_LOGGERS)
+    quiet_sdk_logs("WARNING")
+    assert all(logging.getLogger(name).level == logging.WARNING for name in SDK_LOGGERS)
