@@ -37,6 +37,8 @@ class SandboxEnv:
             "KUBECONFIG": str(self.kubeconfig),
             **self.s3.env(),
             "AWS_ENDPOINT_URL_PINPOINT": self.pinpoint_url,
+            # The emulator also serves STS AssumeRole (handing out the S3 server's keys).
+            "AWS_ENDPOINT_URL_STS": self.pinpoint_url,
             "PPE_SANDBOX_DIR": str(self.state_dir),
             "PPE_SANDBOX_VOLUMES": str(self.volumes_dir),
             "PPE_SANDBOX_NODE": self.node_name,

@@ -161,10 +161,14 @@ def test_happy_path(
         assert entry["etag"] == hashlib.md5(data).hexdigest()
         assert (run_dir / gz_name.plain).read_bytes() == gzip.decompress(data)
         assert names[gz_name.plain]["decompressedFrom"] == gz_name.gz
+        lines = gzip.decompress(data).count(b"\n")  # endpoints (and the random bytes' \n)
+        assert entry["lines"] == names[gz_name.plain]["lines"] == lines
     assert (run_dir / "_SUCCESS").read_bytes() == b""
     assert os.readlink(run_dir.parent / "latest") == "run-1"
     assert run.summary == {**run.summary, "files": 8, "objects": 4, "resumed": 0}
     assert run.summary["bytes"] == manifest["totals"]["bytes"]
+    newlines = sum(gzip.decompress(data).count(b"\n") for data in uploaded.values())
+    assert run.summary["lines"] == manifest["totals"]["lines"] == newlines
     assert json.loads(termination_log.read_text()) == run.summary
 
     # A second run into the completed directory reports its manifest and changes nothing.

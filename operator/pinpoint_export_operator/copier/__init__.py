@@ -4,12 +4,14 @@
 - `pipeline`: one copy run: list, map names, copy or resume each object, then publish (a run
   already complete is reported as recorded).
 - `source`: the run's objects in S3 (URL, client, listing).
-- `transfer`: concurrent ranged GETs written straight into a file.
-- `verify`: checks on the bytes as they stream past (count, sha256, full gzip decode).
+- `transfer`: concurrent ranged GETs written straight into a file, read back block by block
+  as they land.
+- `verify`: checks on the bytes as they stream past (count, sha256, a full gzip decode with
+  ISA-L's inflate or zlib's, and the decoded lines: the endpoints).
 - `safepaths`: S3 keys mapped to safe file names inside the run directory.
 - `layout`: the run directory, reached without following symlinks: atomic files, `_SUCCESS`,
   the `latest` link.
-- `manifest`: manifest.json and the one-line summary.
+- `manifest`: manifest.json (bytes, sha256 and lines of each file) and the one-line summary.
 - `exitcodes`: exit codes, and which failures a retry can fix.
 
 It imports neither Kopf nor the Kubernetes client (an import contract): it starts fast.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from pinpoint_export_operator.copier.source import S3Url, make_client, parse_s3_
 log = logging.getLogger(__name__)
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
+_SESSION_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")  # AssumeRole's RoleSessionName
 
 
 def _s3_url(value: str) -> S3Url:
@@ -38,6 +40,19 @@ def _run_dir(value: str) -> Path:
     if ".." in path.parts or path.name in ("", LATEST):
         raise argparse.ArgumentTypeError(f"not a usable run directory: {value!r}")
     return path
+
+
+def _session_name(value: str) -> str:
+    if not _SESSION_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"not a role session name: {value[:80]!r}")
+    return value
+
+
+def _session_tag(value: str) -> tuple[str, str]:
+    key, separator, tag = value.partition("=")
+    if not key or not separator:
+        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {value[:80]!r}")
+    return key, tag
 
 
 def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -104,6 +119,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read the bucket as this role, assumed with the chain's credentials (STS)",
     )
     parser.add_argument(
+        "--role-session-name",
+        type=_session_name,
+        metavar="NAME",
+        help="the assumed role's session name, 2-64 of [A-Za-z0-9_+=,.@-] "
+        "(default: pinpoint-export-operator)",
+    )
+    parser.add_argument(
+        "--external-id", metavar="ID", help="the ExternalId the role's trust policy expects"
+    )
+    parser.add_argument(
+        "--session-tag",
+        action="append",
+        type=_session_tag,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a tag of the assumed role's session, repeatable (needs sts:TagSession)",
+    )
+    parser.add_argument(
         "--termination-log",
         type=Path,
         default=None,
@@ -137,6 +170,9 @@ def main(args: argparse.Namespace) -> int:
             endpoint_url=args.endpoint_url,
             region=args.region,
             assume_role_arn=args.assume_role_arn,
+            role_session_name=args.role_session_name,
+            external_id=args.external_id,
+            session_tags=tuple(args.session_tag),
             max_connections=options.concurrency,  # only the GET threads call S3 at once
         )
         result = copy_run(client, options)

@@ -2,7 +2,9 @@
 
 The manifest holds no timestamps: it is a function of the run's objects alone, so a resumed or
 repeated copy writes a byte-identical manifest. A manifest read back is trusted only if it is
-exactly what `build_manifest` makes of its own records.
+exactly what `build_manifest` makes of its own records. Each file records its `lines` (the
+newlines of its decoded content: one per endpoint); the totals add up those of the `.gz`
+pieces. A manifest written before lines were counted has none, and is still valid.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class FileRecord:
     source: str  # the full S3 key
     etag: str
     decompressed_from: str | None = None  # for `.jsonl`: the `.gz` file it was decoded from
+    lines: int | None = None  # newlines of the decoded content; None in older manifests
 
     def to_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -41,6 +44,8 @@ class FileRecord:
         }
         if self.decompressed_from is not None:
             entry["decompressedFrom"] = self.decompressed_from
+        if self.lines is not None:
+            entry["lines"] = self.lines
         return entry
 
     @classmethod
@@ -52,16 +57,21 @@ class FileRecord:
             entry["source"],
             entry["etag"],
             entry.get("decompressedFrom"),
+            entry.get("lines"),
         )
 
 
 def build_manifest(source_url: str, records: Iterable[FileRecord]) -> dict[str, Any]:
     files = sorted(records, key=lambda r: r.name)
+    totals: dict[str, int] = {"files": len(files), "bytes": sum(r.bytes for r in files)}
+    lines = [r.lines for r in files if r.decompressed_from is None]  # a .jsonl repeats its .gz
+    if None not in lines:
+        totals["lines"] = sum(n for n in lines if n is not None)
     return {
         "version": VERSION,
         "source": source_url,
         "files": [r.to_json() for r in files],
-        "totals": {"files": len(files), "bytes": sum(r.bytes for r in files)},
+        "totals": totals,
     }
 
 
@@ -98,6 +108,7 @@ def summary(
         {
             "files": manifest["totals"]["files"],
             "bytes": manifest["totals"]["bytes"],
+            "lines": manifest["totals"].get("lines"),  # endpoints; None: not counted (older run)
             "objects": objects,
             "resumed": resumed,
             "alreadyComplete": already_complete,

@@ -3,8 +3,10 @@
 A run that already completed (`_SUCCESS` and a valid manifest) is reported as recorded and not
 listed again: its objects may have expired since. A listing with fewer objects than the export
 reported (`expect_objects`) fails, retryable, before anything is written. Objects are copied by
-a few file threads at once; their parts share one pool of GET threads (`concurrency`). The
-first failure stops everything and is the one reported; a failure of one object names its key.
+a few file threads at once, each object decoded on a thread of its own (so several objects
+decode in parallel, on as many cores); their parts share one pool of GET threads
+(`concurrency`). The first failure stops everything and is the one reported; a failure of one
+object names its key.
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ class Options:
 
     @property
     def file_threads(self) -> int:
-        # Enough objects in flight to keep every GET thread busy between objects, while each
-        # object's in-order verification has a core to run on.
+        # Objects in flight: enough to keep every GET thread busy between objects, and as many
+        # decoders as a small node has cores (more would only share the same cores).
         return max(2, self.concurrency // 2)
 
 
@@ -242,7 +244,7 @@ class _ObjectCopier:
             records = [_record(obj, names.gz, gz)]
             if plain_part is not None:
                 plain_part.publish()
-                records.append(_record(obj, names.plain, plain.digest(), names.gz))
+                records.append(_record(obj, names.plain, plain.digest(gz.lines), names.gz))
         return records
 
 
@@ -255,7 +257,9 @@ def _tee(hasher: Hasher, part: PartFile) -> Sink:
 
 
 def _record(obj: S3Object, name: str, digest: Digest, derived: str | None = None) -> FileRecord:
-    return FileRecord(name, digest.bytes, digest.sha256, obj.key, obj.clean_etag, derived)
+    return FileRecord(
+        name, digest.bytes, digest.sha256, obj.key, obj.clean_etag, derived, digest.lines
+    )
 
 
 def _corrupt(obj: S3Object, fd: int, error: InvalidGzip) -> CorruptObject:

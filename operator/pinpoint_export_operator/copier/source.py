@@ -50,14 +50,18 @@ def make_client(
     region: str | None,
     max_connections: int,
     assume_role_arn: str | None = None,
+    role_session_name: str | None = None,
+    external_id: str | None = None,
+    session_tags: tuple[tuple[str, str], ...] = (),
 ) -> S3Client:
     """A client from the standard boto3 chain (env, IRSA, profile), or the role it assumes
-    (cross-account, refreshed before expiry); one per process, shared by the threads, with a
-    connection per concurrent request."""
+    (cross-account, refreshed before expiry; with the session name, ExternalId and session
+    tags given); one per process, shared by the threads, with a connection per concurrent
+    request."""
     from botocore.config import Config
 
     # The operator's own session builder: the copier assumes roles exactly as the operator does.
-    from pinpoint_export_operator.runtime.aws import Identity, session_for
+    from pinpoint_export_operator.runtime.aws import SESSION_NAME, AssumeRole, Identity, session_for
 
     # S3-compatible servers (versitygw, MinIO, Ceph) are reached by path, not by a bucket
     # subdomain; AWS itself still answers both.
@@ -79,7 +83,17 @@ def make_client(
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         if key in os.environ:
             os.environ[key] = os.environ[key].strip()
-    session = session_for(Identity(region, None, assume_role_arn=assume_role_arn))
+    role = (
+        AssumeRole(
+            assume_role_arn,
+            session_name=role_session_name or SESSION_NAME,
+            external_id=external_id,
+            tags=session_tags,
+        )
+        if assume_role_arn
+        else None
+    )
+    session = session_for(Identity(region, None, assume_role=role))
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 

@@ -3,8 +3,9 @@
 Each object is cut into parts; the parts are fetched by a shared pool of threads, each streaming
 its response BLOCK by BLOCK into the file with `pwrite` at its offset. No part is ever held in
 memory, so memory is (threads x BLOCK) whatever the object size. Meanwhile the caller consumes
-the parts in order, as each completes, by reading them back from the page cache: verification
-overlaps the download instead of following it.
+the object in order, block by block as soon as each is written (each part says how far it has
+got), by reading it back from the page cache: verification trails the download by a block or
+so instead of waiting for whole parts.
 
 botocore retries a request that fails before its body (connection errors, throttling, 5xx); a
 body cut mid-stream is resumed here from the last byte written. Every GET carries If-Match, so
@@ -63,6 +64,35 @@ def split(size: int, part_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + part_size, size)) for start in range(0, size, part_size)]
 
 
+class _Part:
+    """Bytes [start, end) of an object: how far its fetch has written them, for the consumer
+    that follows it."""
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start = start
+        self.end = end
+        self._written = start  # [start, written) is in the file
+        self._finished = False  # the fetch returned or failed: no more will come
+        self._changed = threading.Condition()
+
+    def advance(self, written: int) -> None:
+        with self._changed:
+            self._written = written
+            self._changed.notify()
+
+    def finish(self) -> None:
+        with self._changed:
+            self._finished = True
+            self._changed.notify()
+
+    def wait_beyond(self, offset: int) -> int:
+        """How far the part is written, once beyond `offset` or finished."""
+        with self._changed:
+            while self._written <= offset and not self._finished:
+                self._changed.wait()
+            return self._written
+
+
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
@@ -85,15 +115,19 @@ class Downloader:
     def download(self, obj: S3Object, fd: int, consume: Sink) -> None:
         """Write `obj` into `fd` and feed its bytes to `consume` in order."""
         stop = threading.Event()
-        parts = split(obj.size, self._part_size)
-        futures = [
-            self._pool.submit(self._fetch, obj, fd, start, end, stop) for start, end in parts
-        ]
+        parts = [_Part(start, end) for start, end in split(obj.size, self._part_size)]
+        futures = [self._pool.submit(self._fetch, obj, fd, part, stop) for part in parts]
         try:
-            for future, (start, end) in zip(futures, parts, strict=True):
-                future.result()
-                read_blocks(fd, start, end, consume)
-                start_writeback(fd, start, end - start)
+            for future, part in zip(futures, parts, strict=True):
+                consumed = part.start
+                while consumed < part.end:
+                    written = part.wait_beyond(consumed)
+                    if written == consumed:  # the fetch ended short: say why
+                        future.result()
+                        raise TransferError(obj.key, f"part ended at byte {written}")
+                    read_blocks(fd, consumed, written, consume)
+                    consumed = written
+                start_writeback(fd, part.start, part.end - part.start)
         except BaseException:
             # The caller closes `fd` next: no fetch may still be writing to it (or to whatever
             # file reuses its number).
@@ -103,8 +137,14 @@ class Downloader:
             wait(futures)
             raise
 
-    def _fetch(self, obj: S3Object, fd: int, start: int, end: int, stop: threading.Event) -> None:
-        written = start  # bytes before this are in the file
+    def _fetch(self, obj: S3Object, fd: int, part: _Part, stop: threading.Event) -> None:
+        try:
+            self._fetch_part(obj, fd, part, stop)
+        finally:
+            part.finish()
+
+    def _fetch_part(self, obj: S3Object, fd: int, part: _Part, stop: threading.Event) -> None:
+        written, end = part.start, part.end  # bytes before `written` are in the file
         for attempt in range(1, BODY_ATTEMPTS + 1):
             try:
                 self._check(stop)
@@ -123,6 +163,7 @@ class Downloader:
                             raise TransferError(obj.key, f"body ended at byte {written}")
                         _pwrite_all(fd, block, written)
                         written += len(block)
+                        part.advance(written)
                 return
             except _BODY_ERRORS as error:
                 if attempt == BODY_ATTEMPTS:

@@ -6,4 +6,6 @@
 - `pinpoint`: the Pinpoint adapter (the three export calls).
 - `kube`: the Kubernetes adapter (status, copy Job, credentials Secret).
 - `copy_job`: the copy Job's manifest, built as plain data.
+- `tenancy`: the roles a namespace may name (`--allowed-roles`), and the AssumeRole (session
+  name, ExternalId, session tags) both the operator and the copy Job make.
 """

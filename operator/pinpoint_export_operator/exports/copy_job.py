@@ -2,7 +2,10 @@
 
 The pod passes Pod Security `restricted`: non-root, read-only root filesystem, no privilege
 escalation, all capabilities dropped, RuntimeDefault seccomp. It has no ServiceAccount token:
-the copier never talks to Kubernetes. Credentials reach it by secretKeyRef, never copied.
+the copier never talks to Kubernetes. Credentials reach it by secretKeyRef, never copied; an
+assumed role by the copier's arguments (role, session name, ExternalId, session tags), as the
+operator assumes it. What platform teams shape (pull secrets, labels, annotations, priority,
+affinity) comes from spec.copy, else the operator's defaults; the operator's own labels win.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from pinpoint_export_operator import api
-from pinpoint_export_operator.config import CopierDefaults
+from pinpoint_export_operator.config import CopierDefaults, is_reserved_label
 from pinpoint_export_operator.copier.exitcodes import PERMANENT_EXIT_CODES
+from pinpoint_export_operator.exports import tenancy
 from pinpoint_export_operator.exports.state import Export
+from pinpoint_export_operator.runtime.aws import AssumeRole
 from pinpoint_export_operator.runtime.objects import controller_reference
 
 CONTAINER = "copier"
@@ -57,6 +62,7 @@ def build(export: Export, defaults: CopierDefaults, exported_endpoints: int = 0)
         api.LABEL_MANAGED_BY: api.MANAGER,
         api.LABEL_EXPORT: export.name,
     }
+    role = tenancy.assume_role(export, defaults.assume_role)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -72,8 +78,8 @@ def build(export: Export, defaults: CopierDefaults, exported_endpoints: int = 0)
             {
                 "name": CONTAINER,
                 "image": options.get("image") or defaults.image,
-                "args": _copier_args(export, defaults, exported_endpoints),
-                "env": _env(spec),
+                "args": _copier_args(export, defaults, role, exported_endpoints),
+                "env": _env(spec, role),
                 "resources": options.get(
                     "resources",
                     {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
@@ -97,6 +103,7 @@ def build(export: Export, defaults: CopierDefaults, exported_endpoints: int = 0)
     for key in ("serviceAccountName", "nodeSelector", "tolerations"):
         if key in options:
             pod_spec[key] = options[key]
+    pod_spec.update(_shaping(options, defaults))
     job_spec: dict[str, Any] = {
         "backoffLimit": options.get("backoffLimit", 3),
         # A permanent failure (bad credentials, hostile keys, ...) fails the Job at once
@@ -114,7 +121,7 @@ def build(export: Export, defaults: CopierDefaults, exported_endpoints: int = 0)
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
             ]
         },
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {"metadata": _pod_metadata(options, defaults, labels), "spec": pod_spec},
     }
     # A copy that cannot start (no claim, no image, no node) fails at the deadline instead of
     # waiting forever.
@@ -136,7 +143,36 @@ def build(export: Export, defaults: CopierDefaults, exported_endpoints: int = 0)
     }
 
 
-def _copier_args(export: Export, defaults: CopierDefaults, exported_endpoints: int) -> list[str]:
+def _pod_metadata(
+    options: dict[str, Any], defaults: CopierDefaults, labels: dict[str, str]
+) -> dict[str, Any]:
+    """Labels: the defaults, then spec.copy.podLabels, then the operator's own (which nothing
+    overrides, nor the Job controller's); annotations: the defaults, then the spec's."""
+    chosen = {**defaults.pod_labels, **options.get("podLabels", {})}
+    metadata: dict[str, Any] = {
+        "labels": {**{k: v for k, v in chosen.items() if not is_reserved_label(k)}, **labels}
+    }
+    annotations = {**defaults.pod_annotations, **options.get("podAnnotations", {})}
+    if annotations:
+        metadata["annotations"] = annotations
+    return metadata
+
+
+def _shaping(options: dict[str, Any], defaults: CopierDefaults) -> dict[str, Any]:
+    """imagePullSecrets, priorityClassName and affinity: spec.copy's if set (even empty),
+    else the operator's default, else none."""
+    default_secrets = [{"name": secret} for secret in defaults.image_pull_secrets]
+    chosen = {
+        "imagePullSecrets": options.get("imagePullSecrets", default_secrets),
+        "priorityClassName": options.get("priorityClassName", defaults.priority_class_name),
+        "affinity": options.get("affinity", dict(defaults.affinity)),
+    }
+    return {key: value for key, value in chosen.items() if value}
+
+
+def _copier_args(
+    export: Export, defaults: CopierDefaults, role: AssumeRole | None, exported_endpoints: int
+) -> list[str]:
     spec = export.spec
     args = ["copy", f"--source={export.s3_url}", f"--dest={DATA_MOUNT}/{export.output_path}"]
     if exported_endpoints:
@@ -148,19 +184,25 @@ def _copier_args(export: Export, defaults: CopierDefaults, exported_endpoints: i
     endpoint = spec.get("s3EndpointUrl") or defaults.s3_endpoint_url
     if endpoint:
         args.append(f"--endpoint-url={endpoint}")
-    assume = spec.get("credentials", {}).get("assumeRoleArn")
-    if assume:
-        args.append(f"--assume-role-arn={assume}")
+    if role is not None:
+        args += [f"--assume-role-arn={role.role_arn}", f"--role-session-name={role.session_name}"]
+        if role.external_id:
+            args.append(f"--external-id={role.external_id}")
+        args += [f"--session-tag={key}={value}" for key, value in role.tags]
     if spec.get("copy", {}).get("decompress"):
         args.append("--decompress")
     return args
 
 
-def _env(spec: dict[str, Any]) -> list[dict[str, Any]]:
+def _env(spec: dict[str, Any], role: AssumeRole | None) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = []
+    if role is not None and role.sts_endpoint_url:
+        # botocore's own variable: the copier reaches STS where the operator does.
+        env.append({"name": "AWS_ENDPOINT_URL_STS", "value": role.sts_endpoint_url})
     secret = spec.get("credentials", {}).get("secretRef", {}).get("name")
     if not secret:
-        return []
-    return [
+        return env
+    return env + [
         {
             "name": key,
             "valueFrom": {

@@ -25,7 +25,7 @@ import kopf
 from kubernetes import client
 
 from pinpoint_export_operator.config import ExportDefaults
-from pinpoint_export_operator.exports import copy_job
+from pinpoint_export_operator.exports import copy_job, tenancy
 from pinpoint_export_operator.exports import state as export_state
 from pinpoint_export_operator.exports.kube import CredentialsError, Kube
 from pinpoint_export_operator.exports.pinpoint import Pinpoint, SearchCursor
@@ -237,16 +237,29 @@ class ExportReconciler:
         return created
 
     async def _preflight(self, export: Export) -> CloudError | None:
-        """What would stop the copy later, refused before Pinpoint runs."""
+        """What would stop the run or the copy later, refused before Pinpoint runs."""
+        refused = self._roles_refused(export)
+        if refused is not None:
+            return refused
         refusal = copy_job.image_refusal(export, self._defaults.copier)
         if refusal:
             return CloudError("CopierImageNotAllowed", refusal, transient=False)
         manifest = copy_job.build(export, self._defaults.copier)
         return await asyncio.to_thread(self._kube.preflight_copy_job, manifest)
 
+    def _roles_refused(self, export: Export) -> CloudError | None:
+        """`--allowed-roles` applied to the roles the export names. Checked again before each
+        later step that uses them, so a narrower mapping also stops runs begun before it."""
+        refusal = tenancy.role_refusal(export.namespace, export.spec, self._defaults.allowed_roles)
+        return None if refusal is None else CloudError("RoleNotAllowed", refusal, transient=False)
+
     async def _perform(self, export: Export, action: Action) -> Observation:
         if isinstance(action, WaitForClaim):
             return ClaimHeld(action.holder, action.seconds)
+        if isinstance(action, PollExportJob | EnsureCopyJob):  # AWS calls, the copier's too
+            refused = self._roles_refused(export)
+            if refused is not None:
+                return refused
         if isinstance(action, PollExportJob):
             pinpoint = Pinpoint(self._aws.client("pinpoint", await self._identity(export)))
             app = export.spec["applicationId"]
@@ -273,7 +286,7 @@ class ExportReconciler:
                 if secret
                 else None
             ),
-            assume_role_arn=credentials.get("assumeRoleArn"),
+            assume_role=tenancy.assume_role(export, self._defaults.assume_role),
         )
 
     async def _commit(self, body: kopf.Body, run: _Run) -> None:

@@ -1,7 +1,8 @@
 """boto3 clients for each export's identity, and blocking AWS calls kept off the event loop.
 
 Every call runs in a bounded thread pool behind a semaphore, so a thousand exports neither
-starve the event loop nor open a thousand connections.
+starve the event loop nor open a thousand connections. `session_for` is how both the operator
+and the copier become an identity, AssumeRole (session name, ExternalId, tags) included.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from botocore.credentials import (
 from pinpoint_export_operator.runtime.errors import CloudError, bounded, is_transient_status
 
 T = TypeVar("T")
-SESSION_NAME = "pinpoint-export-operator"
+SESSION_NAME = "pinpoint-export-operator"  # of an AssumeRole that names no session
 # botocore's "standard" retry mode already backs off with jitter on throttling and 5xx; two
 # attempts keep a poll short, and the reconciler's own backoff covers longer trouble.
 CLIENT_CONFIG = Config(
@@ -115,13 +116,33 @@ class StaticCredentials:
 
 
 @dataclass(frozen=True)
+class AssumeRole:
+    """A role to assume through STS, and how its session shows in CloudTrail."""
+
+    role_arn: str
+    session_name: str = SESSION_NAME
+    external_id: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # (key, value): session tags need sts:TagSession
+    sts_endpoint_url: str | None = None  # None: botocore's (AWS_ENDPOINT_URL_STS, else AWS)
+
+    def arguments(self) -> dict[str, Any]:
+        """AssumeRole's parameters besides RoleArn."""
+        arguments: dict[str, Any] = {"RoleSessionName": self.session_name}
+        if self.external_id:
+            arguments["ExternalId"] = self.external_id
+        if self.tags:
+            arguments["Tags"] = [{"Key": key, "Value": value} for key, value in self.tags]
+        return arguments
+
+
+@dataclass(frozen=True)
 class Identity:
     """Where an export's calls go and as whom."""
 
     region: str | None
     endpoint_url: str | None
     credentials: StaticCredentials | None = None
-    assume_role_arn: str | None = None
+    assume_role: AssumeRole | None = None
 
 
 # Identities in use at once, roughly; beyond that the least recently used client goes (the
@@ -130,7 +151,8 @@ MAX_CLIENTS = 64
 
 
 class AwsCalls:
-    """Runs blocking boto3 calls in a bounded pool; caches one client per identity."""
+    """Runs blocking boto3 calls in a bounded pool; caches one session per identity and one
+    client per service, identity and retry mode."""
 
     def __init__(self, concurrency: int) -> None:
         self._semaphore = asyncio.Semaphore(concurrency)
@@ -141,6 +163,9 @@ class AwsCalls:
         # Pinpoint) rather than once per identity.
         self._loader = botocore.loaders.create_loader()
         self._clients: dict[tuple[str, Identity, bool], Any] = {}  # least recently used first
+        # One session per identity: its clients (with and without retries) share credentials,
+        # so an assumed role is assumed once, not once per client.
+        self._sessions: dict[Identity, boto3.session.Session] = {}
         self._lock = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -151,23 +176,38 @@ class AwsCalls:
     def client(self, service: str, identity: Identity, *, retries: bool = True) -> Any:
         """A client per (service, identity): creating one costs tens of milliseconds.
         `retries=False` for calls that create something (see NO_RETRY)."""
-        key = (service, identity, retries)
         with self._lock:
-            client = self._clients.pop(key, None)
-            if client is None:
-                client = session_for(identity, self._loader).client(
-                    service,  # type: ignore[call-overload]
-                    region_name=identity.region,
-                    endpoint_url=identity.endpoint_url,
-                    config=self._config if retries else self._config.merge(NO_RETRY),
-                )
-            self._clients[key] = client
-            while len(self._clients) > MAX_CLIENTS:
-                del self._clients[next(iter(self._clients))]
-            return client
+            return _recent(
+                self._clients,
+                (service, identity, retries),
+                lambda _: self._new_client(service, identity, retries),
+            )
+
+    def _new_client(self, service: str, identity: Identity, retries: bool) -> Any:
+        session = _recent(self._sessions, identity, lambda _: session_for(identity, self._loader))
+        return session.client(
+            service,  # type: ignore[call-overload]
+            region_name=identity.region,
+            endpoint_url=identity.endpoint_url,
+            config=self._config if retries else self._config.merge(NO_RETRY),
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _recent(cache: dict[K, V], key: K, make: Callable[[K], V]) -> V:
+    """`cache[key]` (made if missing), now the most recently used; the least recently used
+    entries beyond MAX_CLIENTS are dropped. The caller holds the lock."""
+    value = cache.pop(key) if key in cache else make(key)
+    cache[key] = value
+    while len(cache) > MAX_CLIENTS:
+        del cache[next(iter(cache))]
+    return value
 
 
 def session_for(
@@ -187,13 +227,17 @@ def session_for(
         session = boto3.session.Session(region_name=identity.region)
     if loader is not None:
         session._session.register_component("data_loader", loader)
-    if identity.assume_role_arn:
+    role = identity.assume_role
+    if role is not None:
         # Cross-account: assume the role with the identity above, refreshed before expiry.
+        create_client = session._session.create_client
+        if role.sts_endpoint_url:
+            create_client = partial(create_client, endpoint_url=role.sts_endpoint_url)
         fetcher = AssumeRoleCredentialFetcher(
-            client_creator=session._session.create_client,
+            client_creator=create_client,
             source_credentials=session._session.get_credentials(),
-            role_arn=identity.assume_role_arn,
-            extra_args={"RoleSessionName": SESSION_NAME},
+            role_arn=role.role_arn,
+            extra_args=role.arguments(),
         )
         # botocore has no public setter for refreshable credentials; this is its own idiom.
         session._session._credentials = DeferredRefreshableCredentials(  # type: ignore[attr-defined]

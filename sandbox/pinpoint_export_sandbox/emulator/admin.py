@@ -116,5 +116,13 @@ class EmulatorAdmin:
         counters: dict[str, int] = self._call("GET", "/counters")
         return counters
 
+    def sts_calls(self) -> list[dict[str, Any]]:
+        """STS AssumeRole calls since the last reset of counters, oldest first (the last 1000):
+        each {RoleArn, RoleSessionName, ExternalId (or None), Tags: [{Key, Value}],
+        DurationSeconds, CallerAccessKeyId (who signed it), RequestId}."""
+        calls: list[dict[str, Any]] = self._call("GET", "/sts/calls")
+        return calls
+
     def reset(self, *, state: bool = True, faults: bool = True, counters: bool = True) -> None:
+        """`counters` also forgets the STS calls recorded."""
         self._call("POST", "/reset", {"state": state, "faults": faults, "counters": counters})

@@ -1,7 +1,8 @@
 """The server side of the admin path (`/_emulator/...`); `admin.EmulatorAdmin` is its client.
 
 JSON in, JSON out, never counted, never faulted: tests set up apps, endpoints, history and faults
-through it, and read back counters and the export jobs an app really holds.
+through it, and read back counters, the export jobs an app really holds and the STS AssumeRole
+calls received.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class AdminRoutes:
             ("GET", "/faults", self._get_faults),
             ("PUT", "/faults", self._set_faults),
             ("GET", "/counters", self._counters),
+            ("GET", "/sts/calls", self._sts_calls),
             ("POST", "/reset", self._reset),
         ]
         for method, path, handler in routes:
@@ -131,6 +133,9 @@ class AdminRoutes:
 
     async def _counters(self, request: web.Request) -> Any:
         return dict(self.service.counters)
+
+    async def _sts_calls(self, request: web.Request) -> Any:
+        return list(self.service.sts.calls)
 
     async def _reset(self, request: web.Request) -> Any:
         document = await _body(request)

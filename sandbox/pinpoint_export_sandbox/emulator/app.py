@@ -1,7 +1,10 @@
-"""The emulator's HTTP server: Pinpoint's API, SigV4 scope check and faults.
+"""The emulator's HTTP server: Pinpoint's API and STS's AssumeRole, SigV4 scope check, faults.
 
-Faults include answers lost after their call took effect: an error in the answer's place, or the
-connection closed without one. The admin path's handlers are in `admin_routes`.
+One port serves both, as a client configured with AWS_ENDPOINT_URL_PINPOINT and
+AWS_ENDPOINT_URL_STS reaches them: STS's form-encoded POSTs to `/` go to `sts`, the rest to
+Pinpoint. Faults (Pinpoint's only) include answers lost after their call took effect: an error
+in the answer's place, or the connection closed without one. The admin path's handlers are in
+`admin_routes`.
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import re
 import socket
 import threading
 import time
@@ -38,14 +40,16 @@ from pinpoint_export_sandbox.emulator.model import (
     service_model,
     unmodeled_error,
 )
+from pinpoint_export_sandbox.emulator.query import FORM
+from pinpoint_export_sandbox.emulator.signing import Unsigned, signer
 from pinpoint_export_sandbox.emulator.state import Pinpoint
+from pinpoint_export_sandbox.emulator.sts import IssuedKeys, SecurityTokenService
 
 if TYPE_CHECKING:
     from pinpoint_export_sandbox.s3server import S3Credentials
 
 log = logging.getLogger(__name__)
 SIGNING_NAME: str = service_model().signing_name
-_SCOPE = re.compile(r"[^/\s,]+/\d{8}/([^/\s,]+)/([^/\s,]+)/aws4_request")
 MAX_BODY = 16 * 1024 * 1024
 
 
@@ -55,6 +59,26 @@ class EmulatorConfig:
     region: str = "us-east-1"
     account_id: str = "123456789012"
     export_workers: int = 4
+    # The keys AssumeRole hands out; None: the S3 server's, when the emulator knows them
+    # (`serve`), else fresh ones with a session token (see `sts`).
+    sts_keys: IssuedKeys | None = None
+
+
+# AWS's front door, in Pinpoint's (rest-json) words.
+_REFUSALS = {
+    "missing": (403, "MissingAuthenticationTokenException", "Missing Authentication Token"),
+    "incomplete": (
+        403,
+        "IncompleteSignatureException",
+        "Authorization header requires 'Credential', 'Signature', 'SignedHeaders' and "
+        "'X-Amz-Date'.",
+    ),
+    "scope": (
+        403,
+        "InvalidSignatureException",
+        f"Credential should be scoped to correct service: '{SIGNING_NAME}'. ",
+    ),
+}
 
 
 def check_signature(headers: Mapping[str, str], query: Mapping[str, str]) -> WireResponse | None:
@@ -62,40 +86,24 @@ def check_signature(headers: Mapping[str, str], query: Mapping[str, str]) -> Wir
 
     The signature itself is not verified, so any credentials work.
     """
-    authorization = headers.get("Authorization", "")
-    if authorization.startswith("AWS4-HMAC-SHA256 "):
-        credential = re.search(r"Credential=(\S+?),", authorization)
-        complete = "SignedHeaders=" in authorization and "Signature=" in authorization
-        if credential is None or not complete or "X-Amz-Date" not in headers:
-            return unmodeled_error(
-                403,
-                "IncompleteSignatureException",
-                "Authorization header requires 'Credential', 'Signature', 'SignedHeaders' and "
-                "'X-Amz-Date'.",
-            )
-        scope = credential.group(1)
-    elif "X-Amz-Credential" in query:
-        scope = query["X-Amz-Credential"]
-    else:
-        return unmodeled_error(
-            403, "MissingAuthenticationTokenException", "Missing Authentication Token"
-        )
-    match = _SCOPE.fullmatch(scope)
-    if match is None or match.group(2) != SIGNING_NAME:
-        return unmodeled_error(
-            403,
-            "InvalidSignatureException",
-            f"Credential should be scoped to correct service: '{SIGNING_NAME}'. ",
-        )
-    return None
+    signed = signer(headers, query, SIGNING_NAME)
+    return unmodeled_error(*_REFUSALS[signed.kind]) if isinstance(signed, Unsigned) else None
+
+
+def is_sts(method: str, path: str, content_type: str) -> bool:
+    """STS's requests are form-encoded POSTs to `/`; no Pinpoint operation is."""
+    return method == "POST" and path == "/" and content_type == FORM
 
 
 class EmulatorService:
     """One emulated Pinpoint: state, faults, counters, export jobs, and the HTTP handlers."""
 
-    def __init__(self, config: EmulatorConfig, writer: PieceWriter) -> None:
+    def __init__(
+        self, config: EmulatorConfig, writer: PieceWriter, sts: SecurityTokenService | None = None
+    ) -> None:
         self.config = config
         self.protocol = Protocol()
+        self.sts = sts or SecurityTokenService(config.sts_keys)
         self.faults = FaultInjector()
         self.counters: collections.Counter[str] = collections.Counter()
         self.runner = JobRunner(writer, self.faults, config.timing, config.export_workers)
@@ -112,7 +120,7 @@ class EmulatorService:
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
         AdminRoutes(self).add_to(app)
-        app.router.add_route("*", "/{tail:.*}", self.pinpoint_handler)
+        app.router.add_route("*", "/{tail:.*}", self.handler)
 
         async def close(_: web.Application) -> None:
             await self.runner.close()
@@ -128,11 +136,16 @@ class EmulatorService:
             await self.faults.configure(Faults())
         if counters:
             self.counters.clear()
+            self.sts.reset()
 
-    async def pinpoint_handler(self, request: web.Request) -> web.Response:
+    async def handler(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())
         started = time.monotonic()
-        wire = await self._serve(request, request_id)
+        if is_sts(request.method, request.path, request.content_type):
+            signed = signer(request.headers, request.query, self.sts.signing_name)
+            wire: WireResponse | None = self.sts.handle(signed, await request.read(), request_id)
+        else:
+            wire = await self._serve(request, request_id)
         elapsed_ms = (time.monotonic() - started) * 1000
         if wire is None:
             log.debug("%s %s -> dropped (%.1f ms)", request.method, request.rel_url, elapsed_ms)
@@ -203,7 +216,9 @@ async def serve(
 ) -> None:
     """Serve on a bound socket until `stop` is set; `listening` is called once it serves."""
     writer = PieceWriter(s3_client(s3, config.export_workers))
-    runner = web.AppRunner(EmulatorService(config, writer).web_app(), access_log=None)
+    keys = config.sts_keys or (IssuedKeys(s3.access_key, s3.secret_key) if s3 else None)
+    service = EmulatorService(config, writer, SecurityTokenService(keys))
+    runner = web.AppRunner(service.web_app(), access_log=None)
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()
@@ -250,8 +265,8 @@ class Emulator:
         return EmulatorAdmin(self.url)
 
     def env(self) -> dict[str, str]:
-        """botocore's own variable, so an unmodified boto3 `pinpoint` client reaches it."""
-        return {"AWS_ENDPOINT_URL_PINPOINT": self.url}
+        """botocore's own variables, so unmodified boto3 `pinpoint` and `sts` clients reach it."""
+        return {"AWS_ENDPOINT_URL_PINPOINT": self.url, "AWS_ENDPOINT_URL_STS": self.url}
 
     def start(self) -> Emulator:
         self._thread = threading.Thread(target=self._main, name="pinpoint-emulator", daemon=True)

@@ -1,7 +1,8 @@
 """`pinpoint-export-sandbox emulator`: run the Pinpoint emulator alone.
 
 S3 comes from botocore's own variables (AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_REGION). Logs go to stderr; nothing is printed to stdout.
+AWS_SECRET_ACCESS_KEY, AWS_REGION); STS's AssumeRole hands out those same keys (see `sts`).
+Logs go to stderr; nothing is printed to stdout.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 
 from pinpoint_export_sandbox.emulator.app import EmulatorConfig, bind, serve
 from pinpoint_export_sandbox.emulator.jobs import Timing
+from pinpoint_export_sandbox.emulator.sts import IssuedKeys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +61,7 @@ def main(args: argparse.Namespace) -> int:
         region=args.region,
         account_id=args.account_id,
         export_workers=args.export_workers,
+        sts_keys=IssuedKeys.from_env(),
     )
     asyncio.run(_run(config, args.host, args.port))
     return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pinpoint_export_sandbox.emulator.synthetic import Endpoint
+from pinpoint_export_sandbox.emulator.synthetic import Endpoint, ndjson
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -81,7 +80,6 @@ class PieceWriter:
     def __init__(self, client: S3Client, compresslevel: int = 6) -> None:
         self.client = client
         self.compresslevel = compresslevel
-        self._encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
     def check_access(self, url: S3Url, job_id: str) -> None:
         """Fail early, as Pinpoint does when it cannot write to the bucket."""
@@ -97,7 +95,7 @@ class PieceWriter:
         ) as gz:
             source = iter(endpoints)
             while batch := list(itertools.islice(source, _LINES_PER_WRITE)):
-                gz.write("".join(self._encode(e) + "\n" for e in batch).encode())
+                gz.write(ndjson(batch))
                 count += len(batch)
         self._put(url, f"{url.job_prefix(job_id)}{n}.gz", buffer.getvalue())
         return count

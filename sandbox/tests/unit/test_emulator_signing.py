@@ -12,6 +12,7 @@ from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
 from pinpoint_export_sandbox.emulator.app import check_signature
+from pinpoint_export_sandbox.emulator.signing import Unsigned, signer
 
 URL = "http://127.0.0.1:1/v1/apps"
 
@@ -55,3 +56,9 @@ def test_presigned_query_passes() -> None:
 )
 def test_refused(headers: CIMultiDict[str], code: str) -> None:
     assert refusal(headers) == code
+
+
+def test_the_signer_is_the_access_key_of_the_credential_scope() -> None:
+    assert signer(signed("mobiletargeting"), {}, "mobiletargeting") == "AKID"
+    assert signer(signed("sts"), {}, "mobiletargeting") == Unsigned("scope")
+    assert signer(CIMultiDict(), {}, "sts") == Unsigned("missing")

@@ -15,9 +15,9 @@ from pinpoint_export_operator.copier.manifest import (
     summary,
 )
 
-A = FileRecord("b.gz", 10, "ab" * 32, "run/b.gz", "e1")
-B = FileRecord("a.gz", 20, "cd" * 32, "run/a.gz", "e2")
-B_PLAIN = FileRecord("a.jsonl", 70, "ef" * 32, "run/a.gz", "e2", decompressed_from="a.gz")
+A = FileRecord("b.gz", 10, "ab" * 32, "run/b.gz", "e1", lines=3)
+B = FileRecord("a.gz", 20, "cd" * 32, "run/a.gz", "e2", lines=5)
+B_PLAIN = FileRecord("a.jsonl", 70, "ef" * 32, "run/a.gz", "e2", decompressed_from="a.gz", lines=5)
 
 
 def test_manifest_lists_files_by_name_with_totals() -> None:
@@ -30,9 +30,11 @@ def test_manifest_lists_files_by_name_with_totals() -> None:
         "sha256": "cd" * 32,
         "source": "run/a.gz",
         "etag": "e2",
+        "lines": 5,
     }
     assert manifest["files"][1]["decompressedFrom"] == "a.gz"
-    assert manifest["totals"] == {"files": 3, "bytes": 100}
+    # Lines are the endpoints of the pieces: a .jsonl repeats its .gz, and is not added.
+    assert manifest["totals"] == {"files": 3, "bytes": 100, "lines": 8}
 
 
 def test_manifest_is_the_same_bytes_whatever_the_order() -> None:
@@ -43,7 +45,15 @@ def test_manifest_is_the_same_bytes_whatever_the_order() -> None:
 
 
 def test_an_empty_export_has_an_empty_manifest() -> None:
-    assert build_manifest("s3://b/p/", [])["totals"] == {"files": 0, "bytes": 0}
+    assert build_manifest("s3://b/p/", [])["totals"] == {"files": 0, "bytes": 0, "lines": 0}
+
+
+def test_a_manifest_written_before_lines_were_counted_is_still_valid() -> None:
+    older = [FileRecord("a.gz", 20, "cd" * 32, "run/a.gz", "e2")]
+    manifest = build_manifest("s3://b/p/", older)
+    assert "lines" not in manifest["files"][0] and "lines" not in manifest["totals"]
+    assert parse_manifest(manifest_bytes(manifest), "s3://b/p/") == manifest
+    assert json.loads(summary(manifest, objects=1, resumed=1, seconds=0.0))["lines"] is None
 
 
 def test_summary_is_one_json_line() -> None:
@@ -52,6 +62,7 @@ def test_summary_is_one_json_line() -> None:
     assert json.loads(line) == {
         "files": 2,
         "bytes": 30,
+        "lines": 8,
         "objects": 2,
         "resumed": 1,
         "alreadyComplete": False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import os
 import random
@@ -60,6 +61,19 @@ def test_as_many_objects_as_expected_or_more_are_copied(
     result = copy_run(FakeS3(listed).client, options(tmp_path / "run-1", expected))
     assert result.objects == listed
     assert os.readlink(tmp_path / LATEST) == "run-1"
+
+
+def test_each_file_records_its_lines_and_the_totals_the_endpoints(tmp_path: Path) -> None:
+    s3 = FakeS3(2)
+    s3.put(PREFIX + "more.gz", gzip.compress(b'{"Id":"a"}\n{"Id":"b"}\n{"Id":"c"}\n'))
+    source = parse_s3_url(SOURCE)
+
+    result = copy_run(s3.client, Options(source, tmp_path / "run-1", decompress=True))
+
+    lines = {entry["name"]: entry["lines"] for entry in result.manifest["files"]}
+    assert lines == {"0.gz": 1, "0.jsonl": 1, "1.gz": 1, "1.jsonl": 1, "more.gz": 3,
+                     "more.jsonl": 3}  # fmt: skip
+    assert result.manifest["totals"]["lines"] == 5  # the .jsonl files repeat their .gz
 
 
 def test_a_completed_run_is_reported_as_recorded_and_left_untouched(tmp_path: Path) -> None:
