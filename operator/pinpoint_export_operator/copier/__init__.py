@@ -1,8 +1,9 @@
 """The copier: the program the copy Job runs (`pinpoint-export-operator copy`).
 
 - `command`: the command line, logging, the termination message and the exit code.
-- `pipeline`: one copy run: list, map names, copy or resume each object, then publish (a run
-  already complete is reported as recorded).
+- `pipeline`: one copy run: list, map names, check the free space, copy or resume each
+  object, then publish and apply `--keep-runs` (a run already complete is reported as
+  recorded).
 - `source`: the run's objects in S3 (URL, client, listing).
 - `transfer`: concurrent ranged GETs written straight into a file, read back block by block
   as they land.
@@ -11,6 +12,9 @@
 - `safepaths`: S3 keys mapped to safe file names inside the run directory.
 - `layout`: the run directory, reached without following symlinks: atomic files, `_SUCCESS`,
   the `latest` link.
+- `space`: the free-space check before anything is written (`InsufficientSpace`).
+- `retention`: `--keep-runs`, removing the oldest complete runs beside the one published,
+  and nothing else.
 - `manifest`: manifest.json (bytes, sha256 and lines of each file) and the one-line summary.
 - `exitcodes`: exit codes, and which failures a retry can fix.
 

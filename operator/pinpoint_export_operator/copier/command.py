@@ -111,6 +111,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "listings may lag) without writing manifest.json, _SUCCESS or latest "
         "(default: no check)",
     )
+    parser.add_argument(
+        "--keep-runs",
+        type=_int_range(1, 1000),
+        metavar="N",
+        help="after publishing, remove the oldest complete runs beside this one beyond N (this "
+        "one included); never latest's target, an incomplete run, or anything else "
+        "(default: keep all)",
+    )
     parser.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3 or AWS)")
     parser.add_argument("--region", help="S3 region (default: the boto3 chain)")
     parser.add_argument(
@@ -164,6 +172,7 @@ def main(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         part_size=args.part_size * MiB,
         expect_objects=args.expect_objects,
+        keep_runs=args.keep_runs,
     )
     try:
         client = make_client(

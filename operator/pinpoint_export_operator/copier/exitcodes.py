@@ -35,9 +35,9 @@ HELP = """\
   1   INTERNAL   an unexpected error (a bug); retried within the Job's backoffLimit
   2   USAGE      bad command line (argparse's own code); permanent
   3   PERMANENT  a retry cannot help: missing bucket, access denied, bad credentials, an object
-                 whose bytes in S3 are not valid gzip, a full or read-only volume, a symlink on
-                 the destination path, something planted where the run directory or a file
-                 must go, keys that cannot be mapped
+                 whose bytes in S3 are not valid gzip, a full or read-only volume, too little
+                 free space for the objects, a symlink on the destination path, something
+                 planted where the run directory or a file must go, keys that cannot be mapped
   75  RETRYABLE  EX_TEMPFAIL: network, throttling, 5xx, an object changed during the copy, a
                  download that failed verification in transit, fewer objects listed than
                  --expect-objects (the listing may lag); a rerun resumes the copy

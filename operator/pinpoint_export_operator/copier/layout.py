@@ -87,7 +87,7 @@ def _open_parent(path: Path, *, create: bool) -> int:
 
 
 @contextlib.contextmanager
-def _locked(fd: int) -> Iterator[None]:
+def locked(fd: int) -> Iterator[None]:
     """An exclusive flock on directory `fd`, so that two runs finishing at once cannot both read
     `latest` before either swaps it. Where a filesystem refuses it (NFS emulates flock with
     write locks, which a directory cannot take), the swap goes on unlocked."""
@@ -181,8 +181,8 @@ class RunDir:
     def point_latest(self) -> None:
         """Swap `<parent>/latest` to this run: a relative symlink renamed over the old one;
         unless it already points here, or at a newer run (a later name) that exists."""
-        with _locked(self.parent_fd):
-            current = self._latest_run()
+        with locked(self.parent_fd):
+            current = self.latest_run()
             if current is not None and current >= self.name:
                 if current > self.name:
                     log.info("%s stays at %s, a newer run than %s", LATEST, current, self.name)
@@ -193,7 +193,7 @@ class RunDir:
             os.rename(temp, LATEST, src_dir_fd=self.parent_fd, dst_dir_fd=self.parent_fd)
             os.fsync(self.parent_fd)
 
-    def _latest_run(self) -> str | None:
+    def latest_run(self) -> str | None:
         """The sibling run directory `latest` points at, or None: missing, not a symlink,
         dangling, or pointing anywhere else (all replaced)."""
         try:

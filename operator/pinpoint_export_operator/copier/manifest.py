@@ -90,6 +90,15 @@ def parse_manifest(data: bytes, source_url: str) -> dict[str, Any] | None:
     return manifest if valid else None
 
 
+def recorded_manifest(data: bytes) -> dict[str, Any] | None:
+    """The manifest in `data` if it is a valid one of whatever run it names as its source."""
+    try:
+        source = json.loads(data).get("source")
+    except (ValueError, AttributeError):
+        return None
+    return parse_manifest(data, source) if isinstance(source, str) else None
+
+
 def pieces(manifest: dict[str, Any]) -> int:
     """The `.gz` objects a manifest records (each may have a decoded `.jsonl` beside it)."""
     return sum("decompressedFrom" not in entry for entry in manifest["files"])

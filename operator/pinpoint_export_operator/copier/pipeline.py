@@ -6,7 +6,9 @@ reported (`expect_objects`) fails, retryable, before anything is written. Object
 a few file threads at once, each object decoded on a thread of its own (so several objects
 decode in parallel, on as many cores); their parts share one pool of GET threads
 (`concurrency`). The first failure stops everything and is the one reported; a failure of one
-object names its key.
+object names its key. Before anything is written, the destination's filesystem must have room
+for the objects not yet on disk (`space`). Once the run is published, `keep_runs` removes the
+oldest complete runs beside it (`retention`).
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from pinpoint_export_operator.copier.manifest import (
     parse_manifest,
     pieces,
 )
+from pinpoint_export_operator.copier.retention import prune
 from pinpoint_export_operator.copier.safepaths import LocalNames, plan_names
 from pinpoint_export_operator.copier.source import S3Object, S3Url, list_gz_objects
+from pinpoint_export_operator.copier.space import Statvfs, check_free_space
 from pinpoint_export_operator.copier.transfer import Aborted, Downloader, TransferError
 from pinpoint_export_operator.copier.verify import (
     Digest,
@@ -67,6 +71,7 @@ class Options:
     concurrency: int = 8  # parallel ranged GETs
     part_size: int = 16 * MiB
     expect_objects: int | None = None  # .gz pieces the export reported, if known
+    keep_runs: int | None = None  # complete runs to keep beside this one, itself included
 
     def fewer_than_expected(self, objects: int) -> bool:
         return self.expect_objects is not None and objects < self.expect_objects
@@ -86,7 +91,7 @@ class Result:
     already_complete: bool = False
 
 
-def copy_run(client: S3Client, options: Options) -> Result:
+def copy_run(client: S3Client, options: Options, statvfs: Statvfs = os.statvfs) -> Result:
     completed = _completed_run(options)
     if completed is not None:
         return completed
@@ -100,6 +105,12 @@ def copy_run(client: S3Client, options: Options) -> Result:
     names = plan_names(obj.key[prefix:] for obj in objects)
     if not objects:
         log.warning("no .gz objects under %s: an empty export", options.source)
+    check_free_space(
+        options.dest,
+        _missing_bytes(options.dest, objects, names, prefix),
+        decompress=options.decompress,
+        statvfs=statvfs,
+    )
     with RunDir(options.dest) as run:
         # `_SUCCESS` means "complete"; until this run ends, the directory is not.
         run.remove_leftovers(SUCCESS)
@@ -107,8 +118,34 @@ def copy_run(client: S3Client, options: Options) -> Result:
         manifest = build_manifest(str(options.source), records)
         run.write_atomic(MANIFEST, manifest_bytes(manifest))
         run.write_atomic(SUCCESS, b"")
-        run.point_latest()
+        _publish(run, options)
     return Result(manifest, len(objects), resumed)
+
+
+def _publish(run: RunDir, options: Options) -> None:
+    """Point `latest` at the complete run, then apply --keep-runs."""
+    run.point_latest()
+    if options.keep_runs is not None:
+        prune(run, options.keep_runs)
+
+
+def _missing_bytes(
+    dest: Path, objects: list[S3Object], names: dict[str, LocalNames], prefix: int
+) -> int:
+    """The bytes of the objects whose `.gz` is not yet complete in `dest` (a resumed run)."""
+    try:
+        run = RunDir(dest, create=False)
+    except FileNotFoundError:
+        return sum(obj.size for obj in objects)
+    missing = 0
+    with run:
+        for obj in objects:
+            fd = run.open_complete(names[obj.key[prefix:]].gz, obj.size)
+            if fd is None:
+                missing += obj.size
+            else:
+                os.close(fd)
+    return missing
 
 
 def _completed_run(options: Options) -> Result | None:
@@ -133,7 +170,7 @@ def _completed_run(options: Options) -> Result | None:
                 options.expect_objects,
             )
         else:
-            run.point_latest()
+            _publish(run, options)
     return Result(manifest, objects, objects, already_complete=True)
 
 

@@ -191,6 +191,9 @@ def _copier_args(
         args += [f"--session-tag={key}={value}" for key, value in role.tags]
     if spec.get("copy", {}).get("decompress"):
         args.append("--decompress")
+    keep_runs = spec["destination"].get("keepRuns")
+    if keep_runs:
+        args.append(f"--keep-runs={keep_runs}")
     return args
 
 

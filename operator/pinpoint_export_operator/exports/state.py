@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from pinpoint_export_operator import api
-from pinpoint_export_operator.exports.status import ExportJobStatus, ExportStatus
+from pinpoint_export_operator.exports.status import ExportJobStatus, ExportStatus, OutputStatus
 from pinpoint_export_operator.runtime import conditions, timestamps
 from pinpoint_export_operator.runtime.errors import CloudError, bounded
 from pinpoint_export_operator.runtime.events import Event
@@ -343,23 +343,44 @@ def _copy_job(export: Export, status: Status, job: CopyJob, now: str) -> Outcome
 def _succeed(
     export: Export, status: Status, job: CopyJob, now: str, events: list[Event]
 ) -> Outcome:
+    """Succeeded; if the lines the copier counted differ from the endpoints Pinpoint reported,
+    Ready=True with reason EndpointCountMismatch and a Warning, so that the files are usable
+    but the difference is seen."""
     summary = job.summary or {}
     status["phase"] = "Succeeded"
     status["completionTime"] = now
-    status["output"] = {
+    output: OutputStatus = {
         "claimName": export.spec["destination"]["claimName"],
         "path": export.output_path,
         "files": int(summary.get("files", 0)),
         "bytes": int(summary.get("bytes", 0)),
         "manifest": f"{export.output_path}/manifest.json",
     }
-    endpoints = status.get("exportJob", {}).get("totalProcessed", 0)
+    lines = summary.get("lines")
+    if isinstance(lines, int):  # None from a copier that does not count them
+        output["lines"] = lines
+    status["output"] = output
+    endpoints = status.get("exportJob", {}).get("totalProcessed")
     status["message"] = (
-        f"Exported {endpoints} endpoints: {status['output']['files']} files, "
-        f"{status['output']['bytes']} bytes in {status['output']['claimName']}/{export.output_path}"
+        f"Exported {endpoints or 0} endpoints: {output['files']} files, "
+        f"{output['bytes']} bytes in {output['claimName']}/{export.output_path}"
     )
-    status["conditions"] = _kstatus(status, "Ready", "Succeeded", status["message"], now, export)
-    return Outcome(status, [*events, Event("Normal", "Succeeded", status["message"])])
+    warnings = []
+    if "lines" in output and endpoints is not None and output["lines"] != endpoints:
+        mismatch = (
+            f"the files hold {output['lines']} lines, but Pinpoint reported {endpoints} "
+            "endpoints exported"
+        )
+        status["message"] = bounded(f"{status['message']}; {mismatch}")
+        warnings.append(Event("Warning", "EndpointCountMismatch", status["message"]))
+        status["conditions"] = _kstatus(
+            status, "Ready", "EndpointCountMismatch", status["message"], now, export
+        )
+    else:
+        status["conditions"] = _kstatus(
+            status, "Ready", "Succeeded", status["message"], now, export
+        )
+    return Outcome(status, [*events, *warnings, Event("Normal", "Succeeded", status["message"])])
 
 
 def _fail(export: Export, status: Status, reason: str, message: str, now: str) -> Outcome:

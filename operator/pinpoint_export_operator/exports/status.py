@@ -44,6 +44,7 @@ class OutputStatus(TypedDict, total=False):
     path: str  # the run directory, relative to the claim's root
     files: int
     bytes: int
+    lines: int  # the copier's count of lines in the .gz pieces: endpoints, one per line
     manifest: str
 
 

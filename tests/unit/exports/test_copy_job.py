@@ -100,12 +100,19 @@ def test_the_copier_accepts_every_argument_the_job_gives_it() -> None:
         copy={"decompress": True},
         s3EndpointUrl="http://s3.local:9000",
         credentials={"assumeRoleArn": "arn:aws:iam::123456789012:role/reader"},
+        destination={"claimName": "exports", "path": "pinpoint", "keepRuns": 7},
     )
     (container,) = pod(copy_job.build(export, DEFAULTS))["containers"]
     parser = cli.build_parser("pinpoint-export-operator", None, cli.COMMANDS, container["args"])
     args = parser.parse_args(container["args"])
     assert f"s3://{args.source.bucket}/{args.source.prefix}" == export.s3_url
     assert args.assume_role_arn == "arn:aws:iam::123456789012:role/reader"
+    assert args.keep_runs == 7
+
+
+def test_keep_runs_is_passed_only_when_set() -> None:
+    (plain,) = pod(copy_job.build(make_export(), DEFAULTS))["containers"]
+    assert not any(arg.startswith("--keep-runs") for arg in plain["args"])
 
 
 def test_only_allowed_copier_images_may_be_chosen() -> None:

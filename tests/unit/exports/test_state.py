@@ -204,6 +204,32 @@ def test_copy_success_fills_output_and_ready() -> None:
     assert [e.reason for e in outcome.events] == ["Succeeded"]
 
 
+@pytest.mark.parametrize(
+    ("lines", "reason", "events"),
+    [
+        (7, "Succeeded", ["Succeeded"]),
+        (None, "Succeeded", ["Succeeded"]),  # a copier that does not count lines
+        (6, "EndpointCountMismatch", ["EndpointCountMismatch", "Succeeded"]),
+    ],
+)
+def test_the_copied_lines_are_compared_with_the_exported_endpoints(
+    lines: int | None, reason: str, events: list[str]
+) -> None:
+    summary = {"files": 1, "bytes": 10, "lines": lines}
+    job = CopyJob("nightly-copy", succeeded=1, finished="Complete", summary=summary)
+    outcome = state.advance(make_export(), copying(), job, T1)  # Pinpoint: 7 endpoints
+    status = outcome.status
+    assert status["phase"] == "Succeeded"
+    assert status["output"].get("lines") == lines
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", reason)
+    assert [e.reason for e in outcome.events] == events
+    if lines == 6:
+        assert "hold 6 lines, but Pinpoint reported 7 endpoints" in status["message"]
+        assert outcome.events[0].type == "Warning"
+        assert "6 lines" in outcome.events[0].message
+
+
 def test_copy_failure_is_terminal() -> None:
     job = CopyJob(
         "nightly-copy", failed=1, finished="Failed", failure_message="BackoffLimitExceeded"
