@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,6 +59,26 @@ def operator(
     running.start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def session_operator_stopped(operator: OperatorProcess) -> Iterator[None]:
+    """Stop the session's operator (it watches every namespace) while a module runs operators
+    of its own; start it again after (once per module: it takes seconds on a busy machine)."""
+    operator.stop()
+    try:
+        yield
+    finally:
+        operator.start()
+
+
+def exported_ids(run_dir: Path) -> list[str]:
+    """Every endpoint id in a run's files, as many times as it appears."""
+    ids = []
+    for piece in sorted(run_dir.rglob("*.gz")):
+        with gzip.open(piece, "rt") as lines:
+            ids += [json.loads(line)["Id"] for line in lines if line.strip()]
+    return ids
 
 
 @pytest.fixture

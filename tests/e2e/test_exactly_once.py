@@ -8,8 +8,6 @@ its answer arriving. The files on the volume must hold each endpoint once.
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 
-from .conftest import Exports
+from .conftest import Exports, exported_ids
 from .operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -38,21 +36,12 @@ def run_jobs(emulator: EmulatorAdmin, exports: Exports, export: dict[str, Any]) 
     return emulator.jobs(exports.app, export["status"]["exportJob"]["s3Url"])
 
 
-def endpoint_ids(run_dir: Path) -> list[str]:
-    """Every endpoint id in the run's files, as many times as it appears."""
-    ids = []
-    for piece in sorted(run_dir.glob("*.gz")):
-        with gzip.open(piece, "rt") as lines:
-            ids += [json.loads(line)["Id"] for line in lines if line.strip()]
-    return ids
-
-
 def assert_exactly_once(emulator: EmulatorAdmin, exports: Exports, name: str) -> None:
     export = exports.wait(name, timeout=240)
     assert export["status"]["phase"] == "Succeeded", export["status"]
     jobs = run_jobs(emulator, exports, export)
     assert len(jobs) == 1, jobs
-    ids = endpoint_ids(exports.volume / export["status"]["output"]["path"])
+    ids = exported_ids(exports.volume / export["status"]["output"]["path"])
     assert len(ids) == ENDPOINTS and len(set(ids)) == ENDPOINTS
 
 

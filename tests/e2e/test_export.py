@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -13,19 +11,11 @@ from kubernetes import client
 from pinpoint_export_sandbox import process
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 
-from .conftest import Exports, Kubectl
+from .conftest import Exports, Kubectl, exported_ids
 from .operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
 ENDPOINTS = 500
-
-
-def exported_ids(run_dir: Path) -> list[str]:
-    ids = []
-    for part in sorted(run_dir.rglob("*.gz")):
-        with gzip.open(part, "rt") as lines:
-            ids += [json.loads(line)["Id"] for line in lines if line.strip()]
-    return ids
 
 
 def test_happy_path(

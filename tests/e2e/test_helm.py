@@ -33,7 +33,6 @@ from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 from pinpoint_export_sandbox.stack import SandboxEnv
 
 from .conftest import ROOT, Kubectl, export_manifest, read_export, wait_phase
-from .operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -304,24 +303,13 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-@pytest.fixture(scope="module")
-def chart_operator_only(operator: OperatorProcess) -> Iterator[None]:
-    """Stop the session's operator while this module's chart operators run; start it again
-    after (once per module: it takes seconds on a busy machine)."""
-    operator.stop()
-    try:
-        yield
-    finally:
-        operator.start()
-
-
 @pytest.fixture
 def release(
     helm: Helm,
     restricted_namespace: str,
     sandbox: SandboxEnv,
     kopf_crds: None,
-    chart_operator_only: None,
+    session_operator_stopped: None,
     emulator: EmulatorAdmin,
     tmp_path: Path,
 ) -> Iterator[Release]:

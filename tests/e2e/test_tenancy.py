@@ -48,16 +48,6 @@ def clean_emulator(emulator: EmulatorAdmin) -> Iterator[None]:
     emulator.reset(state=False)
 
 
-@pytest.fixture(scope="module")
-def session_operator_stopped(operator: OperatorProcess) -> Iterator[None]:
-    """The session's operator watches every namespace: it must not act on these exports."""
-    operator.stop()
-    try:
-        yield
-    finally:
-        operator.start()
-
-
 @pytest.fixture
 def tenant_operator(
     sandbox: SandboxEnv,
