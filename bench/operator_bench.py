@@ -14,9 +14,11 @@ import argparse
 import base64
 import json
 import os
+import re
 import statistics
 import sys
 import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,34 @@ def audit_writes(audit_log: Path, namespace: str) -> dict[str, int]:
     return counts
 
 
+def p99(values: list[float]) -> float:
+    return round(statistics.quantiles(values, n=100)[98], 2) if len(values) > 1 else 0.0
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The upper bound of the bucket holding quantile `q` of a cumulative histogram."""
+    total = buckets[-1][1] if buckets else 0
+    return next((le for le, count in buckets if count >= q * total), None) if total else None
+
+
+def internals(text: str) -> dict[str, Any]:
+    """p50/p99 (bucket bounds) of the operator's loop lag, pool waits and API latencies."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for name, labels, le, count in re.findall(
+        r"^(pinpoint_export_(?:event_loop_lag|pool_wait|call_duration)_seconds)_bucket"
+        r'\{(.*?)le="([^"]+)"\} (\S+)$',
+        text,
+        re.M,
+    ):
+        key = f"{name.removeprefix('pinpoint_export_')}{{{labels.rstrip(',')}}}"
+        series.setdefault(key, []).append((float(le), float(count)))
+    return {
+        key: {"count": int(b[-1][1]), "p50": quantile(b, 0.5), "p99": quantile(b, 0.99)}
+        for key, b in sorted(series.items())
+        if b and b[-1][1]
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exports", type=int, default=500)
@@ -114,7 +144,7 @@ def main() -> int:
         "PPE_S3_ENDPOINT_URL": env.s3.endpoint_url,
         "PPE_COPIER_IMAGE": "registry.local/pinpoint-export-operator:bench",
         "PPE_LIVENESS_PORT": str(process.free_port()),
-        "PPE_METRICS_PORT": "0",
+        "PPE_METRICS_PORT": str(metrics_port := process.free_port()),
         "PPE_LOG_LEVEL": "WARNING",
     }
     operator = process.start(
@@ -152,6 +182,7 @@ def main() -> int:
         elapsed = time.monotonic() - started
         rss = peak_rss_mb(operator.pid)
         cpu = cpu_seconds(operator.pid)
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
     finally:
         process.stop(operator)
 
@@ -186,10 +217,14 @@ def main() -> int:
         "poll_bound_per_export": round(sum(poll_bounds) / max(len(poll_bounds), 1), 2),
         "pinpoint_calls": counters,
         "completed_to_copy_job_s_median": round(statistics.median(to_copy or [0]), 2),
+        "completed_to_copy_job_s_p99": p99(to_copy),
         "completed_to_copy_job_s_max": round(max(to_copy, default=0), 2),
         "copy_complete_to_ready_s_median": round(statistics.median(to_ready or [0]), 2),
+        "copy_complete_to_ready_s_p99": p99(to_ready),
         "copy_complete_to_ready_s_max": round(max(to_ready, default=0), 2),
         "poll_interval_s": args.poll,
+        # Where the operator's time went, from its own /metrics at the end of the run.
+        "operator_internals": internals(scraped.decode()),
     }
     core.delete_namespace(namespace)  # finished exports hold no finalizer: it goes quickly
     RESULTS.mkdir(parents=True, exist_ok=True)

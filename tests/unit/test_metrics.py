@@ -102,3 +102,13 @@ def test_names_follow_prometheus_conventions_and_the_process_collectors_are_kept
     assert ("python_gc_objects_collected_total", "counter") in names
     assert "_created" not in text  # no creation-time series beside every counter
     assert 'pinpoint_export_build_info{version="' in text
+
+
+def test_a_measured_pool_records_each_calls_wait_for_a_thread() -> None:
+    pool = metrics.MeasuredPool(1, "test")
+    try:
+        assert [f.result() for f in [pool.submit(pow, 2, n) for n in range(3)]] == [1, 2, 4]
+    finally:
+        pool.shutdown()
+    text = generate_latest(metrics.REGISTRY).decode()
+    assert 'pinpoint_export_pool_wait_seconds_count{pool="test"} 3.0' in text

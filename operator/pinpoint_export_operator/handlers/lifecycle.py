@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -54,8 +53,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # min(32, CPUs + 4) threads: 6 on two cores, a queue behind which hundreds of exports
     # would wait. Size it like the clients' connection pools instead.
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(cfg.aws_concurrency + SCHEDULES_API_POOL, thread_name_prefix="kube")
+        metrics.MeasuredPool(cfg.aws_concurrency + SCHEDULES_API_POOL, "kubernetes")
     )
+    memo.loop_lag = asyncio.create_task(metrics.watch_loop_lag())
     # Events say who posted them: this operator, and which replica (the pod's name).
     settings.posting.reporting_component = api.MANAGER
     settings.posting.reporting_instance = socket.gethostname()
@@ -92,6 +92,8 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         memo.exports.close()
     if "metrics" in memo:
         await memo.metrics.cleanup()
+    if "loop_lag" in memo:
+        memo.loop_lag.cancel()
     if "inventory" in memo:
         metrics.REGISTRY.unregister(memo.inventory)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -25,6 +24,7 @@ from botocore.credentials import (
 )
 
 from pinpoint_export_operator.runtime.errors import CloudError, bounded, is_transient_status
+from pinpoint_export_operator.runtime.metrics import MeasuredPool
 
 T = TypeVar("T")
 SESSION_NAME = "pinpoint-export-operator"  # of an AssumeRole that names no session
@@ -156,7 +156,7 @@ class AwsCalls:
 
     def __init__(self, concurrency: int) -> None:
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="aws")
+        self._pool = MeasuredPool(concurrency, "aws")
         # A connection per worker thread, or urllib3 discards and reopens them under load.
         self._config = CLIENT_CONFIG.merge(Config(max_pool_connections=concurrency))
         # One loader for every session: the service model is parsed once (~9 MB for

@@ -8,11 +8,13 @@ are registered too, as the default registry would.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     GC_COLLECTOR,
@@ -27,6 +29,8 @@ from prometheus_client import (
 )
 
 from pinpoint_export_operator import __version__
+
+T = TypeVar("T")
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series are noise here
 REGISTRY = CollectorRegistry()
@@ -101,6 +105,47 @@ SCHEDULE_MISSED = Counter(
 )
 
 
+LOOP_LAG = Histogram(
+    "pinpoint_export_event_loop_lag_seconds",
+    "How late the event loop runs a callback that is due: time lost to work that blocks it.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+POOL_WAIT = Histogram(
+    "pinpoint_export_pool_wait_seconds",
+    "How long a blocking call waited for a thread, by pool (aws, kubernetes).",
+    ["pool"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+LAG_PROBE_SECONDS = 0.5
+
+
+async def watch_loop_lag() -> None:
+    """Sleep a fixed time, again and again, and record how much later than asked it woke."""
+    while True:
+        start = time.monotonic()
+        await asyncio.sleep(LAG_PROBE_SECONDS)
+        LOOP_LAG.observe(max(0.0, time.monotonic() - start - LAG_PROBE_SECONDS))
+
+
+class MeasuredPool(ThreadPoolExecutor):
+    """A thread pool that records how long each call queued for a thread."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        super().__init__(workers, thread_name_prefix=name)
+        self._wait = POOL_WAIT.labels(name)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        queued = time.monotonic()
+
+        def run() -> T:
+            self._wait.observe(time.monotonic() - queued)
+            return fn(*args, **kwargs)
+
+        return super().submit(run)
+
+
 @contextmanager
 def timed_call(service: str, operation: str, code_of: Callable[[Exception], str]) -> Iterator[None]:
     """Observe one call's duration, and count it as an error with `code_of(error)` if it
@@ -123,14 +168,16 @@ def observe_kubernetes(method: str, resource: str, seconds: float, status: int) 
         CALL_ERRORS.labels("kubernetes", operation, str(status)).inc()
 
 
-async def _metrics(_: web.Request) -> web.Response:
-    return web.Response(
-        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
+async def serve(port: int) -> Any:
+    """Start serving /metrics on all interfaces; the caller cleans the runner (an aiohttp
+    AppRunner) up. aiohttp is imported here: the copier uses this module's pool, not this."""
+    from aiohttp import web
 
+    async def _metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
-async def serve(port: int) -> web.AppRunner:
-    """Start serving /metrics on all interfaces; the caller cleans the runner up."""
     app = web.Application()
     app.router.add_get("/metrics", _metrics)
     runner = web.AppRunner(app, access_log=None)
