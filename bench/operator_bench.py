@@ -62,7 +62,10 @@ def audit_writes(audit_log: Path, namespace: str) -> dict[str, int]:
     for line in audit_log.read_text().splitlines():
         entry = json.loads(line)
         ref = entry.get("objectRef", {})
-        if entry["user"]["username"] != OPERATOR_USER or ref.get("namespace") != namespace:
+        if (
+            entry.get("user", {}).get("username") != OPERATOR_USER
+            or ref.get("namespace") != namespace
+        ):
             continue
         key = ref.get("resource", "?") + ("/" + ref["subresource"] if "subresource" in ref else "")
         if "dryRun=" in entry.get("requestURI", ""):
@@ -86,14 +89,16 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
 def internals(text: str) -> dict[str, Any]:
     """p50/p99 (bucket bounds) of the operator's loop lag, pool waits and API latencies."""
     series: dict[str, list[tuple[float, float]]] = {}
-    for name, labels, le, count in re.findall(
-        r"^(pinpoint_export_(?:event_loop_lag|pool_wait|call_duration)_seconds)_bucket"
-        r'\{(.*?)le="([^"]+)"\} (\S+)$',
+    for name, labels, count in re.findall(
+        r"^pinpoint_export_((?:event_loop_lag|pool_wait|call_duration)_seconds)_bucket"
+        r"\{([^}]*)\} (\S+)$",
         text,
         re.M,
     ):
-        key = f"{name.removeprefix('pinpoint_export_')}{{{labels.rstrip(',')}}}"
-        series.setdefault(key, []).append((float(le), float(count)))
+        pairs = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        le = float(pairs.pop("le"))
+        key = name + "{" + ",".join(f"{k}={v}" for k, v in sorted(pairs.items())) + "}"
+        series.setdefault(key, []).append((le, float(count)))
     return {
         key: {"count": int(b[-1][1]), "p50": quantile(b, 0.5), "p99": quantile(b, 0.99)}
         for key, b in sorted(series.items())

@@ -61,19 +61,33 @@ def volume_for(claim: Any, volumes_dir: Path) -> dict[str, Any] | None:
     }
 
 
+# A watch the API server ends with an error (410 Gone: the version expired; 504: "Too large
+# resource version", its watch cache lagging under load) is started again from a new listing.
+RESTARTED_WATCH = (410, 504)
+
+
 def run(core: client.CoreV1Api, volumes_dir: Path) -> None:
     while True:
         stream = watch.Watch().stream(
             core.list_persistent_volume_claim_for_all_namespaces, timeout_seconds=300
         )
-        for event in stream:
-            volume = volume_for(event["object"], volumes_dir)
-            if volume is None:
-                continue
-            Path(volume["spec"]["hostPath"]["path"]).mkdir(parents=True, exist_ok=True)
-            try:
-                core.create_persistent_volume(volume)  # type: ignore[arg-type]
-            except client.ApiException as error:
-                if error.status != 409:
-                    raise
-            log.info("provisioned %s", volume["metadata"]["name"])
+        try:
+            for event in stream:
+                provision(core, event["object"], volumes_dir)
+        except client.ApiException as error:
+            if error.status not in RESTARTED_WATCH:
+                raise
+            log.warning("watch ended (%s %s): listing again", error.status, error.reason)
+
+
+def provision(core: client.CoreV1Api, claim: Any, volumes_dir: Path) -> None:
+    volume = volume_for(claim, volumes_dir)
+    if volume is None:
+        return
+    Path(volume["spec"]["hostPath"]["path"]).mkdir(parents=True, exist_ok=True)
+    try:
+        core.create_persistent_volume(volume)  # type: ignore[arg-type]
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+    log.info("provisioned %s", volume["metadata"]["name"])
