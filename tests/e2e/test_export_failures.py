@@ -12,6 +12,7 @@ import boto3
 import pytest
 from kubernetes import client
 
+from pinpoint_export_operator import api as names
 from pinpoint_export_sandbox import process
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 from pinpoint_export_sandbox.s3server import S3Credentials
@@ -64,6 +65,34 @@ def test_failed_pinpoint_job_is_terminal(exports: Exports, emulator: EmulatorAdm
     assert emulator.counters().get("CreateExportJob") == 1
     process.wait_for(
         lambda: not exports.read("doomed")["metadata"].get("finalizers"), 30, "finalizer released"
+    )
+
+
+def test_deleted_while_its_daemon_waits_on_pinpoint_is_released(
+    exports: Exports, emulator: EmulatorAdmin
+) -> None:
+    """The daemon is inside a slow GetExportJob when the export is deleted, and stops without
+    anything to write: the finalizer is still released (Kopf wakes itself by writing to
+    status.kopf, which the schema must keep, or the object stays Terminating for good)."""
+    emulator.seed(exports.app, 20)
+    emulator.set_faults(freeze_status="PROCESSING")
+    exports.apply("slow-to-stop")
+    exports.wait("slow-to-stop", "Exporting", timeout=60)
+    emulator.set_faults(freeze_status="PROCESSING", latency_seconds=8, operations=["GetExportJob"])
+    polls = emulator.counters().get("GetExportJob", 0)
+    process.wait_for(
+        lambda: emulator.counters().get("GetExportJob", 0) > polls, 30, "a slow poll under way"
+    )
+    exports.kubectl("delete", "-n", exports.namespace, "ppe/slow-to-stop", "--wait=false")
+    custom = client.CustomObjectsApi(exports.api)
+    process.wait_for(
+        lambda: (
+            not custom.list_namespaced_custom_object(
+                names.GROUP, names.VERSION, exports.namespace, names.EXPORTS
+            )["items"]
+        ),
+        60,
+        "the deleted export gone",
     )
 
 
