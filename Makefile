@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: test unit e2e lint tools sandbox sandbox-down demo bench lock clean
+.PHONY: test unit e2e lint tools image push sandbox sandbox-down demo bench lock clean
+# The operator's image: by default the chart's (its repository, the operator's version).
+IMAGE ?= $(shell tools/image.sh name)
 
 test: lint unit e2e  ## Lint, type-check, unit tests, then e2e tests on the sandbox.
 
@@ -25,8 +27,14 @@ unit: $(VENV)/.synced  ## Unit tests: no servers (promtool, built first, tests t
 	tools/build.sh promtool
 	pytest tests/unit sandbox/tests/unit -q
 
-e2e: $(VENV)/.synced tools
+e2e: $(VENV)/.synced tools image  ## The sandbox runs the operator and copy pods from the image.
 	pytest tests/e2e sandbox/tests/e2e -q -m e2e
+
+image:  ## Build the operator's image with podman (installed if missing): make image IMAGE=...
+	tools/image.sh $(IMAGE)
+
+push:  ## Push the image to its registry (log in first: tools/containers.sh exec podman login).
+	tools/containers.sh exec podman push $(IMAGE)
 
 sandbox: $(VENV)/.synced tools  ## Start the sandbox in the background; writes .sandbox/env.
 	$(PY) -m pinpoint_export_sandbox up

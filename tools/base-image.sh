@@ -25,7 +25,10 @@ dpkg_opts=(
   'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*'
   'path-exclude=/usr/share/locale/*' 'path-exclude=/usr/share/lintian/*'
 )
-recipe="$suite minbase $packages ${dpkg_opts[*]}"
+# Merged /usr made by mmdebstrap's hook rather than by the usrmerge package, which pulls in perl
+# (about 47 MB) for a one-time conversion.
+hooks=(/usr/share/mmdebstrap/hooks/merged-usr)
+recipe="$suite minbase $packages ${dpkg_opts[*]} ${hooks[*]##*/}"
 recipe_id=$(printf %s "$recipe" | sha256sum | cut -c1-12)
 tarball=$cache/base-image/$suite-$recipe_id.tar
 
@@ -52,10 +55,13 @@ if [[ ! -f $tarball ]]; then
   log "building $suite with $packages ..."
   opts=()
   for o in "${dpkg_opts[@]}"; do opts+=(--dpkgopt="$o"); done
+  for h in "${hooks[@]}"; do opts+=(--hook-dir="$h"); done
   # Mirrors as one sources.list on stdin ("-"): several suites, one argument.
   mirrors | mmdebstrap --quiet --format=tar --variant=minbase --include="$packages" "${opts[@]}" \
     "$suite" "$tarball.tmp" -
   mv "$tarball.tmp" "$tarball"
+  # Older recipes' tarballs are never used again.
+  find "$(dirname "$tarball")" -name "$suite-*.tar" ! -name "${tarball##*/}" -delete
   log "built $tarball in $((SECONDS - start))s"
 fi
 
