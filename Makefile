@@ -17,11 +17,12 @@ $(VENV)/.synced: pyproject.toml sandbox/pyproject.toml requirements-dev.in requi
 tools:  ## Build (or reuse) the sandbox's Go binaries.
 	tools/build.sh
 
-lint: $(VENV)/.synced  ## ruff, mypy, and the import layers (.importlinter).
+lint: $(VENV)/.synced  ## ruff, mypy, the import layers (.importlinter), the GitHub workflows.
 	ruff check operator sandbox tests bench
 	ruff format --check operator sandbox tests bench
 	mypy
 	lint-imports
+	actionlint=$$(tools/build.sh --which actionlint) && "$$actionlint" -no-color
 
 unit: $(VENV)/.synced  ## Unit tests: no servers (promtool, built first, tests the alert rules).
 	tools/build.sh promtool
