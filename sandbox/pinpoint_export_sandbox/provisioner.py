@@ -18,6 +18,7 @@ from pinpoint_export_sandbox import storage
 
 log = logging.getLogger(__name__)
 PROVISIONER = "sandbox.pinpoint.exports.dev/hostpath"
+PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +49,7 @@ def volume_for(claim: Any, volumes_dir: Path) -> dict[str, Any] | None:
         "kind": "PersistentVolume",
         "metadata": {
             "name": f"pvc-{meta.uid}",
-            "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER},
+            "annotations": {PROVISIONED_BY: PROVISIONER},
         },
         "spec": {
             "capacity": {"storage": spec.resources.requests["storage"]},

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import runtime
+from . import containers, runtime
 from .kube import MERGE, STRATEGIC, TRANSIENT, ApiError, Informer, Json, Kube
 from .lifecycle import is_deleting, is_terminal
 from .node import ALLOCATABLE, MAX_PODS, POD_IP, Host
@@ -103,14 +103,23 @@ class Agent:
             host=Host(node_name, kube.host, kube.port, sys.executable, image_paths()),
             work_dir=work_dir,
             isolate=runtime.isolation_available(),
+            podman=containers.Podman.find(),
             stop=self.stop,
             final_delete=self.final_delete,
         )
         if not self.context.isolate:
             log.warning("not root: containers run on the host without their own mounts")
+        if self.context.podman is None:
+            log.warning("no podman configured (tools/containers.sh): every pod runs as processes")
+
+    def _remove_containers(self) -> None:
+        """Containers a previous agent in this work directory left, or that outlived this one."""
+        if self.context.podman is not None:
+            self.context.podman.remove_all(str(self.context.work_dir))
 
     def run(self) -> None:
         """Run until `stop` is set, then kill the pods' processes."""
+        self._remove_containers()  # their pods count them lost (PodWorker._recover_lost)
         node_uid = self._retry(self.register, "registering the node")
         if node_uid is None:
             return
@@ -146,6 +155,7 @@ class Agent:
         for worker in workers:
             if worker.thread.is_alive():
                 worker.thread.join()
+        self._remove_containers()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _retry(self, action: Callable[[], str], what: str) -> str | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 
+from pinpoint_export_sandbox.provisioner import PROVISIONED_BY, PROVISIONER
+
 from .errors import VolumeError
 from .kube import Json, Kube
 from .podspec import Sources, TokenRef, references
@@ -31,14 +33,26 @@ def fetch_sources(kube: Kube, pod: Json, previous: Sources, with_volumes: bool) 
             }
             config_maps[name] = {**data, **binary}
     claims, tokens = previous.claims, previous.tokens
+    fs_group_ignored = previous.fs_group_ignored
     if with_volumes:
-        claims = {name: claim_path(kube, pod, name) for name in refs.claims}
+        volumes = {name: claim_volume(kube, pod, name) for name in refs.claims}
+        claims = {name: path for name, (path, _) in volumes.items()}
+        fs_group_ignored = frozenset(name for name, (_, owned) in volumes.items() if not owned)
         tokens = {ref: service_account_token(kube, pod, ref) for ref in refs.tokens}
-    return Sources(secrets, config_maps, claims, tokens)
+    return Sources(secrets, config_maps, claims, tokens, fs_group_ignored)
 
 
-def claim_path(kube: Kube, pod: Json, claim: str) -> str:
-    """The host directory of the PV bound to `claim`."""
+def manages_ownership(pv: Json) -> bool:
+    """Whether the kubelet applies fsGroup to this PV's volume: a `local` volume, yes; a
+    `hostPath` one, no (as NFS), except the sandbox provisioner's, which stand for a CSI
+    driver's volumes whose CSIDriver says `fsGroupPolicy: File`."""
+    spec = pv.get("spec") or {}
+    annotations = (pv.get("metadata") or {}).get("annotations") or {}
+    return "local" in spec or annotations.get(PROVISIONED_BY) == PROVISIONER
+
+
+def claim_volume(kube: Kube, pod: Json, claim: str) -> tuple[str, bool]:
+    """The host directory of the PV bound to `claim`, and whether fsGroup applies to it."""
     namespace = pod["metadata"].get("namespace", "default")
     pvc = kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
     if pvc is None:
@@ -51,7 +65,7 @@ def claim_path(kube: Kube, pod: Json, claim: str) -> str:
     path = (spec.get("hostPath") or spec.get("local") or {}).get("path")
     if not path:
         raise VolumeError(f'persistentvolume "{volume_name}" has no hostPath or local path')
-    return str(path)
+    return str(path), manages_ownership(pv or {})
 
 
 def service_account_token(kube: Kube, pod: Json, ref: TokenRef) -> str:

@@ -5,7 +5,11 @@ service-account tokens) is passed in as `Sources`, so these rules are unit-teste
 cluster. The rules follow the kubelet's where the sandbox can honour them. `plan_container`
 puts together the container's argv (`images`), environment (`env`), identity (`identity`)
 and mounts (`volumes`) with its own settings: termination message, root filesystem,
-privilege escalation and CPU weight.
+privilege escalation, capabilities, seccomp, CPU weight and memory limit.
+
+With an `ImageConfig` (the image is built locally) the plan is for an OCI container: the
+image's ENTRYPOINT, CMD, USER and WORKDIR count, and its environment is the runtime's to add.
+Without one it is for a host process, and the sandbox stands in for the image (`images`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from dataclasses import dataclass
 from kubernetes.utils.quantity import parse_quantity
 
 from .env import container_env, expand
+from .errors import ConfigError
 from .identity import identity
-from .images import entrypoint
+from .images import ImageConfig, entrypoint, image_argv
 from .node import Host
 from .podspec import Json, Sources
 from .volumes import Mount, Volume, container_dir, container_mounts, image_mounts
@@ -35,7 +40,7 @@ class ContainerPlan:
     env: Mapping[str, str]
     working_dir: str
     uid: int
-    gid: int
+    gid: int | None  # None: the user's primary group in the image (runAsUser alone)
     groups: tuple[int, ...]
     mounts: tuple[Mount, ...]
     hostname: str
@@ -45,6 +50,15 @@ class ContainerPlan:
     fallback_to_logs: bool = False  # terminationMessagePolicy FallbackToLogsOnError
     start_error: str | None = None  # known before starting: nothing to run
     nice: int = 0  # the CPU weight its request buys, see cpu_nice
+    # For a container (image_config set); a process has none of these.
+    image_config: ImageConfig | None = None
+    capabilities_add: tuple[str, ...] = ()
+    capabilities_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    seccomp: str = "Unconfined"  # the kubelet's default; or RuntimeDefault
+    cpu_shares: int = 2  # the cgroup weight the CPU request buys (the kubelet's minimum: 2)
+    cpu_limit: float | None = None  # CPUs, from limits.cpu (CFS quota)
+    memory_limit: int | None = None  # bytes, from limits.memory
 
 
 # The kernel's CFS weight of nice 0 to 19 (kernel/sched/core.c).
@@ -62,6 +76,36 @@ def cpu_nice(container: Json) -> int:
     return min(range(20), key=lambda nice: abs(NICE_WEIGHTS[nice] - shares))
 
 
+def _quantity(value: object) -> float:
+    return float(parse_quantity(value))  # type: ignore[no-untyped-call]
+
+
+def cpu_shares(container: Json) -> int:
+    """The kubelet's cpu.shares: 1024 per requested CPU, at least 2."""
+    request = ((container.get("resources") or {}).get("requests") or {}).get("cpu")
+    return max(2, int(_quantity(request) * 1024)) if request else 2
+
+
+def _limits(container: Json) -> tuple[float | None, int | None]:
+    """(CPUs, memory bytes) of the container's limits."""
+    limits = (container.get("resources") or {}).get("limits") or {}
+    cpu = _quantity(limits["cpu"]) if "cpu" in limits else None
+    memory = int(_quantity(limits["memory"])) if "memory" in limits else None
+    return cpu, memory
+
+
+def seccomp(pod: Json, container: Json) -> str:
+    """The container's seccomp profile type (the container's over the pod's; Unconfined when
+    neither sets one, as the kubelet without SeccompDefault). Localhost is not supported."""
+    profile = (container.get("securityContext") or {}).get("seccompProfile") or (
+        (pod["spec"].get("securityContext") or {}).get("seccompProfile") or {}
+    )
+    kind = str(profile.get("type") or "Unconfined")
+    if kind not in ("Unconfined", "RuntimeDefault"):
+        raise ConfigError(f"seccomp profile {kind} is not supported by the sandbox")
+    return kind
+
+
 def plan_container(
     pod: Json,
     container: Json,
@@ -69,18 +113,57 @@ def plan_container(
     sources: Sources,
     host: Host,
     pod_dir: str,
+    image_config: ImageConfig | None = None,
 ) -> ContainerPlan:
-    """How to run `container` of `pod`; raises ConfigError when it cannot be configured."""
+    """How to run `container` of `pod`, as a container of the locally built image described
+    by `image_config`, else as a process; raises ConfigError when it cannot be configured."""
     env = container_env(pod, container, sources, host)
-    uid, gid, groups = identity(pod, container)
+    uid, gid, groups = identity(pod, container, image_config)
     image = container.get("image", "")
     command = [expand(a, env.get) for a in container.get("command") or []]
     args = [expand(a, env.get) for a in container.get("args") or []]
     start_error = None
     try:
-        argv = entrypoint(image, command, args, host.python)
+        if image_config is not None:
+            argv = image_argv(image_config, command, args)
+        else:
+            argv = entrypoint(image, command, args, host.python)
     except ValueError as error:
         argv, start_error = (), str(error)
+    context = container.get("securityContext") or {}
+    capabilities = context.get("capabilities") or {}
+    termination_path = container.get("terminationMessagePath") or DEFAULT_TERMINATION_MESSAGE_PATH
+    termination_log = Mount(
+        f"{container_dir(pod_dir, container['name'])}/termination-log", termination_path
+    )
+    if image_config is not None:
+        cpu_limit, memory_limit = _limits(container)
+        # The image's environment (PATH, HOME...) and HOSTNAME are the runtime's to add.
+        return ContainerPlan(
+            name=container["name"],
+            image=image,
+            argv=argv,
+            env=env,
+            working_dir=container.get("workingDir") or image_config.working_dir or "/",
+            uid=uid,
+            gid=gid,
+            groups=groups,
+            mounts=(*container_mounts(container, volumes, env), termination_log),
+            hostname=pod["spec"].get("hostname") or pod["metadata"]["name"],
+            read_only_root=bool(context.get("readOnlyRootFilesystem")),
+            no_new_privileges=context.get("allowPrivilegeEscalation") is False,
+            termination_message_path=termination_path,
+            fallback_to_logs=container.get("terminationMessagePolicy") == "FallbackToLogsOnError",
+            start_error=start_error,
+            image_config=image_config,
+            capabilities_add=tuple(capabilities.get("add") or ()),
+            capabilities_drop=tuple(capabilities.get("drop") or ()),
+            privileged=bool(context.get("privileged")),
+            seccomp=seccomp(pod, container),
+            cpu_shares=cpu_shares(container),
+            cpu_limit=cpu_limit,
+            memory_limit=memory_limit,
+        )
     # What the image would set: PATH (with the interpreter's bin first, as in the operator
     # image), HOME of its user, and HOSTNAME as a container runtime does.
     image_env = {
@@ -88,11 +171,6 @@ def plan_container(
         "HOME": "/root" if uid == 0 else "/",
         "HOSTNAME": pod["metadata"]["name"],
     }
-    termination_path = container.get("terminationMessagePath") or DEFAULT_TERMINATION_MESSAGE_PATH
-    termination_log = Mount(
-        f"{container_dir(pod_dir, container['name'])}/termination-log", termination_path
-    )
-    context = container.get("securityContext") or {}
     return ContainerPlan(
         name=container["name"],
         image=image,
@@ -100,7 +178,7 @@ def plan_container(
         env={**image_env, **env},
         working_dir=container.get("workingDir") or "/",
         uid=uid,
-        gid=gid,
+        gid=gid if gid is not None else 0,  # the launcher looks up no /etc/passwd
         groups=groups,
         mounts=(
             *container_mounts(container, volumes, env),

@@ -5,6 +5,8 @@ Each pod has a thread, and each running container a thread that waits on its pro
 share one condition variable, notified on pod updates, container exits and agent shutdown.
 The kubelet's rules the worker applies are in `lifecycle`; it fetches what the pod refers to
 with `fetch`, plans with `plan` and `volumes`, and writes the status from `status` with `publish`.
+Its containers run as OCI containers (`containers`) when every image the pod names is built
+locally, otherwise as processes (`runtime`): one or the other for the whole pod.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import runtime
+from . import containers, runtime
 from .errors import ConfigError, VolumeError
 from .fetch import fetch_sources
+from .images import ImageConfig
 from .kube import TRANSIENT, Json, Kube
 from .lifecycle import (
     DEADLINE,
@@ -50,6 +53,7 @@ class Context:
     host: Host
     work_dir: Path
     isolate: bool  # mount namespaces (root) or plain processes
+    podman: containers.Podman | None  # None: every pod runs as processes
     stop: threading.Event  # the agent is shutting down
     final_delete: Callable[[Json], None]  # the kubelet's last word on a deleted pod
 
@@ -81,7 +85,8 @@ class PodWorker:
         }
         self.sources = Sources()
         self.volumes: dict[str, Volume] = {}
-        self.processes: dict[str, runtime.Process] = {}
+        self.images: dict[str, ImageConfig] = {}  # empty: the pod runs as processes
+        self.processes: dict[str, runtime.Handle] = {}
         self.cond = threading.Condition()
         self.publish_lock = threading.Lock()
         self.sandbox_ready = False
@@ -200,8 +205,10 @@ class PodWorker:
                 runtime.materialize(
                     volumes.values(), security.get("fsGroup"), security.get("fsGroupChangePolicy")
                 )
+                images = self._local_images()
                 with self.cond:
                     self.volumes = volumes
+                    self.images = images
                     self.sandbox_ready = True
                 return True
             except (VolumeError, *TRANSIENT) as error:
@@ -214,6 +221,16 @@ class PodWorker:
             if self._wait(delay):
                 return False
             delay = min(delay * 2, MAX_BACKOFF)
+
+    def _local_images(self) -> dict[str, ImageConfig]:
+        """The configuration of the pod's images if all of them are built locally, else {}."""
+        podman = self.context.podman
+        names = {c.get("image", "") for c in (*self.init_specs, *self.main_specs)}
+        found = podman.images(names) if podman is not None else {}
+        if found.keys() == names:
+            log.info("%s: runs as containers (%s)", self.key, ", ".join(sorted(names)))
+            return found
+        return {}
 
     def _refresh_sources(self, with_volumes: bool) -> None:
         self.sources = fetch_sources(self.context.kube, self.pod, self.sources, with_volumes)
@@ -284,7 +301,13 @@ class PodWorker:
                     return
             try:
                 plan = plan_container(
-                    self.pod, spec, self.volumes, self.sources, self.context.host, self.pod_dir
+                    self.pod,
+                    spec,
+                    self.volumes,
+                    self.sources,
+                    self.context.host,
+                    self.pod_dir,
+                    self.images.get(spec.get("image", "")),
                 )
             except ConfigError as error:
                 log.warning("%s: container %s cannot be configured: %s", self.key, name, error)
@@ -322,7 +345,7 @@ class PodWorker:
         status = self.statuses[plan.name]
         began = time.monotonic()
         try:
-            process = runtime.start(plan, self.pod_dir, self.context.isolate)
+            process = self._start(plan, status.restart_count)
         except runtime.StartFailed as error:
             log.warning("%s: container %s cannot start: %s", self.key, plan.name, error)
             at = runtime.timestamp()
@@ -334,19 +357,34 @@ class PodWorker:
             status.container_id = process.container_id
             if self.stopping:  # too late for a graceful stop: _kill has already been through
                 process.signal(signal.SIGKILL)
-        log.info("%s: container %s started (pid %d)", self.key, plan.name, process.popen.pid)
+        log.info("%s: container %s started (%s)", self.key, plan.name, process.container_id)
         self._publish()
         exit_code = process.wait()
-        message = runtime.termination_message(plan, self.pod_dir, process, exit_code)
-        log.info("%s: container %s exited with %d", self.key, plan.name, exit_code)
+        reason, message = runtime.ending(plan, self.pod_dir, process, exit_code)
+        log.info("%s: container %s exited with %d (%s)", self.key, plan.name, exit_code, reason)
         with self.cond:
             del self.processes[plan.name]
-            reason = "Completed" if exit_code == 0 else "Error"
             status.state = Terminated(
                 exit_code, reason, process.started_at, runtime.timestamp(), message
             )
         self._publish()
         return exit_code, time.monotonic() - began
+
+    def _start(self, plan: ContainerPlan, restarts: int) -> runtime.Handle:
+        """Start the container's program: in a container of its image, else as a process."""
+        podman = self.context.podman
+        if plan.image_config is None or podman is None:
+            return runtime.start(plan, self.pod_dir, self.context.isolate)
+        labels = {
+            containers.SANDBOX_LABEL: str(self.context.work_dir),
+            "io.kubernetes.pod.name": self.name,
+            "io.kubernetes.pod.namespace": self.namespace,
+            "io.kubernetes.pod.uid": self.uid,
+            "io.kubernetes.container.name": plan.name,
+        }
+        # The name the kubelet's docker integration gave containers: unique per attempt.
+        name = f"k8s_{plan.name}_{self.name}_{self.namespace}_{self.uid}_{restarts}"
+        return containers.start(podman, plan, self.pod_dir, name, labels)
 
     def _finish(self) -> None:
         with self.cond:

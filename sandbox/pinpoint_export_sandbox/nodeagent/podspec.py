@@ -31,6 +31,9 @@ class Sources:
     config_maps: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
     claims: Mapping[str, str] = field(default_factory=dict)  # claim name -> host directory
     tokens: Mapping[TokenRef, str] = field(default_factory=dict)
+    # Claims whose volume plugin does not manage ownership, so that fsGroup leaves their
+    # directory as it is: a hostPath PV (as NFS), unlike a `local` one or the provisioner's.
+    fs_group_ignored: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

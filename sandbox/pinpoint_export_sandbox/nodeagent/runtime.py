@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from . import launcher
 from .errors import VolumeError
@@ -87,11 +88,29 @@ def materialize(volumes: Iterable[Volume], fs_group: int | None, policy: str | N
                 path.chmod(0o777)
         elif not path.exists():
             raise VolumeError(f"hostPath {volume.path} does not exist")
-        if fs_group is not None and volume.kind != "host":  # the kubelet leaves hostPath alone
+        if fs_group is not None and volume.manages_ownership:  # not hostPath, as the kubelet
             set_ownership(volume.path, fs_group, volume.kind == "files", policy)
 
 
 # --- processes ------------------------------------------------------------------------------
+
+
+class Handle(Protocol):
+    """A started container, as a process here or as a container (`containers.Container`)."""
+
+    popen: subprocess.Popen[bytes]
+    started_at: str
+    log: Path
+    log_offset: int  # where this run's output starts in the log
+    start_error: str | None  # after wait(): it never ran, and why (StartError)
+    oom_killed: bool  # after wait(): the OOM killer ended it
+
+    @property
+    def container_id(self) -> str: ...
+
+    def wait(self) -> int: ...
+
+    def signal(self, sig: signal.Signals) -> None: ...
 
 
 @dataclass
@@ -100,6 +119,8 @@ class Process:
     started_at: str
     log: Path
     log_offset: int  # where this run's output starts in the log
+    start_error: str | None = None  # a process that cannot start fails in start() instead
+    oom_killed: bool = False  # no memory limit is set on a process
 
     @property
     def container_id(self) -> str:
@@ -116,10 +137,9 @@ class Process:
             os.killpg(self.popen.pid, sig)
 
 
-def start(plan: ContainerPlan, pod_dir: str, isolate: bool) -> Process:
-    """Start a container's program through the launcher; raises StartFailed with the reason."""
-    if plan.start_error:
-        raise StartFailed(plan.start_error)
+def prepare_files(plan: ContainerPlan, pod_dir: str) -> Path:
+    """What the kubelet makes before a container starts, whatever runs it: an empty
+    termination log and missing subPath directories. The container's directory."""
     directory = Path(container_dir(pod_dir, plan.name))
     directory.mkdir(parents=True, exist_ok=True)
     termination_log = directory / "termination-log"
@@ -128,6 +148,14 @@ def start(plan: ContainerPlan, pod_dir: str, isolate: bool) -> Process:
     for mount in plan.mounts:
         if mount.create:
             Path(mount.source).mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def start(plan: ContainerPlan, pod_dir: str, isolate: bool) -> Process:
+    """Start a container's program through the launcher; raises StartFailed with the reason."""
+    if plan.start_error:
+        raise StartFailed(plan.start_error)
+    directory = prepare_files(plan, pod_dir)
     rootfs = Path(pod_dir) / "rootfs"
     rootfs.mkdir(exist_ok=True)
     read_end, write_end = os.pipe()
@@ -183,7 +211,17 @@ def start(plan: ContainerPlan, pod_dir: str, isolate: bool) -> Process:
     return Process(popen, started_at, log, offset)
 
 
-def termination_message(plan: ContainerPlan, pod_dir: str, process: Process, exit_code: int) -> str:
+def ending(plan: ContainerPlan, pod_dir: str, process: Handle, exit_code: int) -> tuple[str, str]:
+    """The terminated state's reason and message, as the kubelet reports them."""
+    if process.start_error is not None:
+        return "StartError", process.start_error
+    message = termination_message(plan, pod_dir, process, exit_code)
+    if process.oom_killed:
+        return "OOMKilled", message
+    return ("Completed" if exit_code == 0 else "Error"), message
+
+
+def termination_message(plan: ContainerPlan, pod_dir: str, process: Handle, exit_code: int) -> str:
     """What the container wrote to its terminationMessagePath, else, for
     FallbackToLogsOnError and a failure, the tail of this run's output."""
     path = Path(container_dir(pod_dir, plan.name)) / "termination-log"

@@ -39,6 +39,7 @@ class Volume:
     read_only: bool = False
     create: bool = True  # host, claim: made if missing (hostPath types other than "" and
     # DirectoryOrCreate must exist)
+    manages_ownership: bool = True  # fsGroup applies (the kubelet's SetVolumeOwnership)
 
 
 @dataclass(frozen=True)
@@ -141,11 +142,19 @@ def plan_volumes(pod: Json, sources: Sources, host: Host, pod_dir: str) -> dict[
             path = sources.claims.get(claim["claimName"])
             if path is None:
                 raise VolumeError(f'persistentvolumeclaim "{claim["claimName"]}" is not bound')
-            volumes[name] = Volume(name, path, "claim", read_only=claim.get("readOnly", False))
+            volumes[name] = Volume(
+                name,
+                path,
+                "claim",
+                read_only=claim.get("readOnly", False),
+                manages_ownership=claim["claimName"] not in sources.fs_group_ignored,
+            )
         elif "hostPath" in volume:
             host_path = volume["hostPath"]
             create = host_path.get("type", "") in ("", "DirectoryOrCreate")
-            volumes[name] = Volume(name, host_path["path"], "host", create=create)
+            volumes[name] = Volume(
+                name, host_path["path"], "host", create=create, manages_ownership=False
+            )
         elif "emptyDir" in volume:
             volumes[name] = Volume(name, own, "empty")
         elif "secret" in volume:

@@ -233,7 +233,10 @@ def test_identity_from_security_contexts() -> None:
     )
     assert identity(pod, spec) == (1001, 6, (7, 8))
     only_user = container(securityContext={"runAsUser": 1001})
-    assert identity(make_pod(only_user), only_user) == (1001, 0, ())
+    # The user's primary group: a runtime looks it up in the image, a process plan has 0.
+    assert identity(make_pod(only_user), only_user) == (1001, None, ())
+    plan = plan_container(make_pod(only_user), only_user, {}, Sources(), HOST, POD_DIR)
+    assert (plan.uid, plan.gid) == (1001, 0)
 
 
 @pytest.mark.parametrize(
