@@ -8,9 +8,10 @@ else is started by the trigger annotation.
 from __future__ import annotations
 
 import copy
+import os
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -346,9 +347,15 @@ def test_trigger_history_limits_and_deletion_keep_the_files(
             "run-2 finished and run-1 deleted",
             120,
         )
-    status = read_schedule(api, namespace, "ok")["status"]
+    # The schedule deletes run-1 before it writes its status: wait for that write.
+    completed = kept["ok"][0]["status"]["completionTime"]
+
+    def recorded() -> dict[str, Any] | None:
+        status: dict[str, Any] = read_schedule(api, namespace, "ok")["status"]
+        return status if status.get("lastSuccessfulTime") == completed else None
+
+    status = process.wait_for(recorded, 30, "the schedule's status recording run-2")
     assert status["lastTriggerValue"] == "run-2"
-    assert status["lastSuccessfulTime"] == kept["ok"][0]["status"]["completionTime"]
     assert "lastScheduleTime" not in status  # triggers are not scheduled times
     assert "SuccessfulDelete" in event_reasons(api, namespace, "ok")
 
@@ -366,6 +373,58 @@ def test_trigger_history_limits_and_deletion_keep_the_files(
         prefix = export["status"]["exportJob"]["s3Url"].removeprefix(f"s3://{bucket}/")
         listed = s3.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
         assert listed.get("KeyCount", 0) > 0, prefix
+
+
+def test_keep_runs_on_a_schedule_prunes_its_oldest_runs_and_nothing_else(
+    api: client.ApiClient,
+    schedules: str,
+    namespace: str,
+    kubectl: Kubectl,
+    operator: OperatorProcess,
+    emulator: EmulatorAdmin,
+    credentials_secret: str,
+    bound_claim: Callable[..., Path],
+) -> None:
+    """Every minute, keepRuns 2: after four runs two complete runs remain beside `latest`;
+    what is not a complete run of this path (a stray directory, a symlink named like a run, a
+    newer run still being written) is never removed."""
+    app = emulator.create_app()
+    emulator.seed(app, 20)
+    volume = bound_claim("exports")
+    manifest = schedule_manifest("kept", app, schedule="* * * * *", successfulExportsHistoryLimit=4)
+    destination = manifest["spec"]["exportTemplate"]["spec"]["destination"]
+    destination.update(path="marketing/kept", keepRuns=2)
+    base = volume / "marketing" / "kept"
+    base.mkdir(parents=True)
+    (base / "notes").mkdir()
+    (volume / "elsewhere").mkdir()
+    (base / "20200101T000000Z-0badc0de").symlink_to(volume / "elsewhere")
+    # Named as a run a day from now would be, with no manifest: a copier still at work.
+    writing = names.run_id(datetime.now(UTC) + timedelta(days=1), uuid.uuid4().hex)
+    (base / writing).mkdir()
+    (base / writing / "part-00000.gz").write_bytes(b"")
+    apply(kubectl, namespace, manifest)
+
+    wait_exports(api, namespace, "kept", lambda e: len(e) == 4, "four runs", 4 * MINUTE)
+    patch_spec(api, namespace, "kept", {"suspend": True})  # no fifth run to prune further
+    done = wait_exports(
+        api,
+        namespace,
+        "kept",
+        lambda e: phases(e) == ["Succeeded"] * 4,
+        "four runs succeeded",
+        2 * MINUTE,
+    )
+    runs = [e["status"]["runId"] for e in done[:4]]
+    assert runs == sorted(runs)
+    assert sorted(p.name for p in base.iterdir()) == sorted(
+        [*runs[2:], "latest", "notes", "20200101T000000Z-0badc0de", writing]
+    )
+    assert os.readlink(base / "latest") == runs[3]
+    for run in runs[2:]:
+        assert (base / run / "_SUCCESS").exists() and (base / run / "manifest.json").exists()
+    assert (base / writing / "part-00000.gz").exists()
+    assert (volume / "elsewhere").is_dir()
 
 
 def test_reapply_changes_nothing(

@@ -134,7 +134,7 @@ class Kube:
         # The copier's one-line JSON summary is its termination message.
         messages = [_termination(p) for p in pods]
         summary = next((m[1] for m in messages if m and m[0] == 0 and m[1] is not None), None)
-        failure = next((m[2] for m in messages if m and m[0] != 0 and m[2]), "")
+        failure = next((_copier_said(m[1], m[2]) for m in messages if m and m[0] != 0 and m[2]), "")
         return _copy_job(job, summary=summary, pod_failure=failure)
 
     def read_credentials(self, namespace: str, name: str) -> StaticCredentials:
@@ -199,7 +199,10 @@ def _copy_job(job: Json, summary: Json | None, pod_failure: str = "") -> CopyJob
             finished = "Failed"
             failure = f"{condition.get('reason')}: {condition.get('message')}"
     if pod_failure:
-        failure = f"{failure}; copier said: {pod_failure}" if failure else pod_failure
+        # The Job's own message only repeats the pod's exit code: its reason, then the copier's
+        # words, so that what to change fits in the status message.
+        reason = failure.split(":", 1)[0]
+        failure = f"{reason}; copier said: {pod_failure}" if reason else pod_failure
     return CopyJob(
         name=job["metadata"]["name"],
         active=status.get("active") or 0,
@@ -209,6 +212,14 @@ def _copy_job(job: Json, summary: Json | None, pod_failure: str = "") -> CopyJob
         failure_message=failure,
         summary=summary,
     )
+
+
+def _copier_said(parsed: dict[str, Any] | None, message: str) -> str:
+    """A failed copier's termination message in words (`InsufficientSpace (exit 3): the copy
+    needs ...`), or as it is if it is not the copier's JSON (e.g. a crash before it wrote one)."""
+    if parsed is None or "error" not in parsed:
+        return message
+    return f"{parsed['error']} (exit {parsed.get('exitCode')}): {parsed.get('message', '')}"
 
 
 def _termination(pod: Json) -> tuple[int, dict[str, Any] | None, str] | None:

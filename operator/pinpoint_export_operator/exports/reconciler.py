@@ -19,7 +19,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes import client
@@ -48,7 +48,7 @@ from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, classify
 from pinpoint_export_operator.runtime.backoff import backoff
 from pinpoint_export_operator.runtime.errors import CloudError, kubernetes_error
 from pinpoint_export_operator.runtime.events import Event
-from pinpoint_export_operator.runtime.objects import plain
+from pinpoint_export_operator.runtime.objects import own_status
 from pinpoint_export_operator.runtime.timestamps import now
 from pinpoint_export_operator.runtime.wakeups import Stopped, Wakeups, wait_for_wakeup
 
@@ -99,7 +99,7 @@ class ExportReconciler:
             generation=meta.get("generation"),
             spec=dict(body["spec"]),
         )
-        status: Status = plain(body.get("status") or {})
+        status = cast(Status, own_status(body))
         run = _Run(export, status, status, meta["resourceVersion"])
         wakeup = self.wakeups.register(export.uid)
         attempt = 0
@@ -167,7 +167,7 @@ class ExportReconciler:
 
     async def _reread(self, run: _Run) -> None:
         obj = await asyncio.to_thread(self._kube.read_export, run.export.namespace, run.export.name)
-        run.status = run.written = plain(obj.get("status") or {})
+        run.status = run.written = cast(Status, own_status(obj))
         run.resource_version = obj["metadata"]["resourceVersion"]
         run.claimed = False
 

@@ -22,6 +22,7 @@ from pinpoint_export_operator.runtime import metrics
 from pinpoint_export_operator.runtime.aws import AwsCalls
 from pinpoint_export_operator.runtime.inventory import Inventory
 from pinpoint_export_operator.runtime.kube_json import KubeJson, served_resources
+from pinpoint_export_operator.runtime.objects import KOPF_STATUS_KEY
 from pinpoint_export_operator.runtime.wakeups import Wakeups
 from pinpoint_export_operator.schedules.kube import ScheduleKube
 from pinpoint_export_operator.schedules.reconciler import ScheduleReconciler
@@ -34,9 +35,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     cfg: OperatorConfig = memo.config
     settings.persistence.finalizer = f"{api.GROUP}/finalizer"
     # Kopf's progress and diff-base records go into annotations by default; these objects
-    # are declared by GitOps tools, so keep Kopf's bookkeeping out of their metadata.
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf")
+    # are declared by GitOps tools, so keep Kopf's bookkeeping out of their metadata: in
+    # status.kopf.progress, .last-handled-configuration and .dummy (which Kopf writes to wake
+    # itself, e.g. to release a finalizer once a daemon stopped), kept by both CRDs' schemas.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(name=KOPF_STATUS_KEY)
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(name=KOPF_STATUS_KEY)
     # Our Events are explicit and one per transition; Kopf's own log lines are not Events.
     settings.posting.level = logging.ERROR
     # Resources and namespaces are known up front: no cluster-wide CRD or namespace listing,

@@ -15,6 +15,17 @@ def plain(value: Any) -> Any:
     return value
 
 
+# Where Kopf keeps its own records (see handlers.lifecycle): in the status, beside ours.
+KOPF_STATUS_KEY = "kopf"
+
+
+def own_status(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain copy of the object's status without Kopf's records, which the operator's
+    decisions never read, compare or write."""
+    status = obj.get("status") or {}
+    return {k: plain(v) for k, v in status.items() if k != KOPF_STATUS_KEY}
+
+
 def controller_uid(obj: Mapping[str, Any]) -> str | None:
     """The uid of the object's controller (the owner reference with `controller: true`).
 

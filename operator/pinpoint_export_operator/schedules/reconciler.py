@@ -20,7 +20,7 @@ from pinpoint_export_operator.runtime.adopt import Created
 from pinpoint_export_operator.runtime.backoff import backoff
 from pinpoint_export_operator.runtime.errors import kubernetes_error
 from pinpoint_export_operator.runtime.events import Event, PostedOnce
-from pinpoint_export_operator.runtime.objects import plain
+from pinpoint_export_operator.runtime.objects import own_status, plain
 from pinpoint_export_operator.runtime.wakeups import Stopped, Wakeups, wait_for_wakeup
 from pinpoint_export_operator.schedules import state as schedule_state
 from pinpoint_export_operator.schedules.kube import ScheduleKube
@@ -68,7 +68,7 @@ class ScheduleReconciler:
     async def _reconcile(self, body: kopf.Body, posted: PostedOnce, logger: Any) -> datetime | None:
         obj = plain(body)
         schedule = Schedule.from_object(obj)
-        written = _own_status(obj)
+        written = cast(Status, own_status(obj))
         listed = await asyncio.to_thread(
             self._kube.list_exports, schedule.namespace, schedule.name, schedule.uid
         )
@@ -131,7 +131,7 @@ class ScheduleReconciler:
     async def _report(self, body: kopf.Body, error: Exception, logger: Any) -> None:
         """Best effort: show the retried error as Reconciling=True on the status."""
         obj = plain(body)
-        written = _own_status(obj)
+        written = cast(Status, own_status(obj))
         if isinstance(error, client.ApiException):
             cloud_error = kubernetes_error(error, "PinpointExportSchedule")
             reason, message = cloud_error.reason, cloud_error.message
@@ -153,12 +153,6 @@ class ScheduleReconciler:
             )
         except Exception as patch_error:
             logger.warning(f"could not record the error on the status: {patch_error}")
-
-
-def _own_status(obj: dict[str, Any]) -> Status:
-    """The status without Kopf's bookkeeping, which the operator's decisions never touch."""
-    status = {k: v for k, v in (obj.get("status") or {}).items() if k != "kopf"}
-    return cast(Status, status)
 
 
 def _merge_patch(old: Status, new: Status) -> dict[str, Any]:

@@ -215,6 +215,13 @@ def test_status_conditions_are_a_map_keyed_by_type() -> None:
     assert phase["enum"] == ["Pending", "Exporting", "Copying", "Succeeded", "Failed"]
 
 
+def test_status_keeps_kopfs_records() -> None:
+    """Kopf writes status.kopf (progress, and a dummy to wake itself once a daemon stopped, so
+    that it can release the finalizer): a schema that pruned it left deleted exports stuck."""
+    kopf = root_schema()["properties"]["status"]["properties"]["kopf"]
+    assert kopf["type"] == "object" and kopf["x-kubernetes-preserve-unknown-fields"] is True
+
+
 def test_printer_columns_point_at_schema_fields() -> None:
     (version,) = load_crd()["spec"]["versions"]
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}

@@ -12,6 +12,7 @@ from pinpoint_export_operator.exports.copy_job import CONTAINER
 from pinpoint_export_operator.exports.kube import (
     CredentialsError,
     Kube,
+    _copier_said,
     _copy_job,
     _termination,
     _waiting,
@@ -53,9 +54,13 @@ def test_a_failed_job_says_why_with_the_copiers_words() -> None:
     stale = {"type": "Complete", "status": "False"}
     observed = _copy_job(job({"failed": 3, "conditions": [stale, failed]}), None, "disk full")
     assert observed.finished == "Failed"
-    assert observed.failure_message == (
-        "BackoffLimitExceeded: Job has reached the specified backoff limit; copier said: disk full"
-    )
+    assert observed.failure_message == ("BackoffLimitExceeded; copier said: disk full")
+
+
+def test_the_copiers_failure_in_words() -> None:
+    parsed = {"error": "InsufficientSpace", "exitCode": 3, "message": "needs 10 bytes"}
+    assert _copier_said(parsed, "{...}") == "InsufficientSpace (exit 3): needs 10 bytes"
+    assert _copier_said(None, "Traceback ...") == "Traceback ..."
 
 
 def test_termination_of_the_copier_container_only() -> None:
