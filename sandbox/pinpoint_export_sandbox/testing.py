@@ -1,4 +1,5 @@
-"""The sandbox as pytest fixtures: the sandbox (started once per session), namespaces, claims.
+"""The sandbox as pytest fixtures: the sandbox (started once per session), namespaces, claims,
+and the locally built operator image with the podman that runs it.
 
 A pytest plugin (entry point `pytest11`), so the operator's tests and the sandbox's own get the
 same fixtures, as pytest-kind hands out its cluster. The sandbox's state goes under the rootdir
@@ -7,6 +8,7 @@ of the test run (`.sandbox/`), or the running sandbox named by `$PPE_SANDBOX_ENV
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ import pytest
 from kubernetes import client
 
 from pinpoint_export_sandbox import binaries, process, storage
+from pinpoint_export_sandbox.nodeagent.containers import Podman
 from pinpoint_export_sandbox.s3server import S3Credentials
 from pinpoint_export_sandbox.stack import Sandbox, SandboxEnv
 
@@ -103,3 +106,39 @@ def kubectl(sandbox: SandboxEnv) -> Kubectl:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def podman() -> Podman:
+    """Podman as the node agent runs it (the project's configuration, tools/containers.sh)."""
+    found = Podman.find()
+    if found is None:
+        pytest.fail("podman or its configuration is missing: run `tools/containers.sh`")
+    return found
+
+
+@pytest.fixture(scope="session")
+def local_image(pytestconfig: pytest.Config, podman: Podman) -> str:
+    """The operator's image, built by `make image` (the chart's default name), which the node
+    agent runs as containers."""
+    name = subprocess.run(
+        [str(pytestconfig.rootpath / "tools" / "image.sh"), "name"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if podman.run("image", "exists", name).returncode != 0:
+        pytest.fail(f"image {name} is not built: run `make image`")
+    return name
+
+
+def pod_containers(podman: Podman, pod_uid: str) -> list[dict[str, object]]:
+    """`podman inspect` of a pod's containers on the sandbox's node (those that exist now)."""
+    listed = podman.run(
+        "ps", "--all", "--quiet", "--filter", f"label=io.kubernetes.pod.uid={pod_uid}"
+    )
+    ids = listed.stdout.split()
+    if not ids:
+        return []
+    inspected: list[dict[str, object]] = json.loads(podman.run("inspect", *ids, check=True).stdout)
+    return inspected

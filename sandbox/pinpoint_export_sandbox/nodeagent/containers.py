@@ -13,9 +13,10 @@ return a handle the worker treats alike: `wait()` for the exit code, `signal()`,
   capabilities, no-new-privileges, seccomp, cgroup CPU weight and limits, host network.
 - `start`: `podman create`, then `podman start --attach` with the container's output passed
   straight to its log file (log driver passthrough), as `runtime.start` writes a process's.
-- `Container`: after the exit, `podman inspect` tells a start error (the container never ran)
-  and the exit code; the OOM killer is read from the kernel's log, as conmon cannot see it on
-  hosts that mix cgroup v1 and v2.
+- `Container`: after the exit, `podman inspect` tells a start error (the container never ran),
+  the exit code and whether the OOM killer ended it. Where cgroup v1 and v2 are mixed, conmon
+  2.1 writes its `oom` marker into its working directory instead of telling podman: that
+  directory is the container's own, and the marker is read from there too.
 """
 
 from __future__ import annotations
@@ -135,29 +136,6 @@ def create_argv(
     return argv, by_name
 
 
-def kernel_reported_oom(container_id: str) -> bool:
-    """Whether the kernel's log says the OOM killer ran in this container's memory cgroup."""
-    marker = f"libpod-{container_id}".encode()
-    try:
-        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        while True:
-            try:
-                record = os.read(fd, 8192)
-            except BlockingIOError:
-                return False
-            except BrokenPipeError:  # a record overwritten while reading: the next one
-                continue
-            if not record:
-                return False
-            if b"oom-kill:" in record and marker in record:
-                return True
-    finally:
-        os.close(fd)
-
-
 @dataclass(frozen=True)
 class Podman:
     """The podman command with the project's configuration."""
@@ -185,6 +163,7 @@ class Podman:
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [self.binary, *args],
+            cwd="/",  # conmon writes an `oom` file into its working directory
             env=self.env(extra_env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -229,7 +208,7 @@ class Container:
     started_at: str
     log: Path
     log_offset: int
-    memory_limit: int | None
+    directory: Path  # the container's, where conmon runs
     start_error: str | None = None
     oom_killed: bool = False
 
@@ -253,11 +232,7 @@ class Container:
             code = 128
         else:
             code = int(state.get("ExitCode", client_code))
-            self.oom_killed = bool(state.get("OOMKilled")) or (
-                code == 128 + signal.SIGKILL
-                and self.memory_limit is not None
-                and kernel_reported_oom(self.id)
-            )
+            self.oom_killed = bool(state.get("OOMKilled")) or (self.directory / "oom").exists()
         self.podman.run("rm", "--force", "--time", "0", self.id)
         return code
 
@@ -276,7 +251,8 @@ def start(
     except ValueError as error:
         raise StartFailed(str(error)) from error
     prepare_files(plan, pod_dir)
-    cidfile.unlink(missing_ok=True)
+    for previous in ("cid", "oom"):  # a previous attempt's
+        (cidfile.parent / previous).unlink(missing_ok=True)
     created = podman.run(*argv, extra_env=env)
     if created.returncode != 0:
         raise StartFailed(_podman_error(created.stderr))
@@ -288,6 +264,7 @@ def start(
             offset = log.stat().st_size
             popen = subprocess.Popen(
                 [podman.binary, "start", "--attach", container_id],
+                cwd=cidfile.parent,  # where conmon writes its `oom` file, removed with the pod
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -298,4 +275,4 @@ def start(
         with contextlib.suppress(subprocess.SubprocessError):
             podman.run("rm", "--force", container_id)
         raise StartFailed(f"starting podman: {error}") from error
-    return Container(podman, container_id, popen, started_at, log, offset, plan.memory_limit)
+    return Container(podman, container_id, popen, started_at, log, offset, cidfile.parent)
