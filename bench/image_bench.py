@@ -94,7 +94,8 @@ def code_change_build(env: dict[str, str]) -> float:
         )
         subprocess.run(["tar", "-x", "-C", src], input=archive.stdout, check=True)
         init = Path(src, "operator", "pinpoint_export_operator", "__init__.py")
-        init.write_text(init.read_text() + "# a change\n")
+        # A change never built before (the layer cache is content-addressed).
+        init.write_text(init.read_text() + f"# a change at {time.time()}\n")
         image = "localhost/pinpoint-export-operator-bench:code-change"
         seconds = timed([f"{src}/tools/image.sh", image], env, cwd=Path(src))
     subprocess.run(["podman", "rmi", image], env=env, check=True, stdout=subprocess.DEVNULL)

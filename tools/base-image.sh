@@ -47,9 +47,13 @@ mirrors() {
   fi
 }
 
+mkdir -p "$cache/base-image"
+# One build at a time (make image and the sandbox may both ask for the base).
+exec 9>"$cache/base-image/.lock"
+flock 9
+
 if [[ ${1:-} == --rebuild ]]; then rm -f "$tarball"; fi
 if [[ ! -f $tarball ]]; then
-  mkdir -p "$(dirname "$tarball")"
   rm -rf "$tarball.tmp"  # an interrupted build's
   start=$SECONDS
   log "building $suite with $packages ..."

@@ -40,6 +40,10 @@ if [[ -n $ca_bundle && -f $ca_bundle ]]; then
   ca_args=(--volume "$ca_bundle:$mounted:ro" --build-arg "CA_BUNDLE=$mounted")
 fi
 
+# The image this build replaces: removed after it (its layers, not the build's cache), so that
+# rebuilds do not fill the storage with untagged images.
+previous=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+
 start=$SECONDS
 echo "image: building $image on $base" >&2
 # Host networking: no CNI bridge is configured (containers.conf). --pull=never: the base is local.
@@ -51,5 +55,9 @@ podman build --quiet --runtime runc --network host --pull=never --layers \
 podman run --rm --runtime runc --user 65532:65532 --read-only --tmpfs /tmp --cap-drop ALL \
   --security-opt no-new-privileges "$image" copy --help >/dev/null
 
+if [[ -n $previous && $previous != "$(podman image inspect --format '{{.Id}}' "$image")" ]]; then
+  # Refused, harmlessly, while a container (a sandbox pod) still runs from it.
+  podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 size=$(podman image inspect --format '{{.Size}}' "$image")
 echo "image: built $image ($((size / 1000000)) MB) in $((SECONDS - start))s" >&2
