@@ -51,6 +51,7 @@ bench: $(VENV)/.synced tools  ## Benchmarks; results in bench/results/.
 	$(PY) bench/emulator_bench.py
 	$(PY) bench/operator_bench.py --exports 500  # the design scale: memory, writes, polls
 	$(PY) bench/operator_bench.py --exports 20   # an unloaded machine: the latency targets
+	$(PY) bench/image_bench.py                   # size, cold and warm make image, start times
 
 lock:  ## Re-resolve requirements.lock from pyproject.toml.
 	tools/python-env.sh --lock
