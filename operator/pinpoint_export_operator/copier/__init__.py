@@ -12,6 +12,8 @@
 - `safepaths`: S3 keys mapped to safe file names inside the run directory.
 - `layout`: the run directory, reached without following symlinks: atomic files, `_SUCCESS`,
   the `latest` link.
+- `access`: the check, before S3 is listed, that it can write where the run goes
+  (`DestinationNotWritable`, with what to change).
 - `space`: the free-space check before anything is written (`InsufficientSpace`).
 - `retention`: `--keep-runs`, removing the oldest complete runs beside the one published,
   and nothing else.

@@ -36,7 +36,8 @@ HELP = """\
   2   USAGE      bad command line (argparse's own code); permanent
   3   PERMANENT  a retry cannot help: missing bucket, access denied, bad credentials, an object
                  whose bytes in S3 are not valid gzip, a full or read-only volume, too little
-                 free space for the objects, a symlink on the destination path, something
+                 free space for the objects, a destination directory it cannot write
+                 (checked before S3 is listed), a symlink on the destination path, something
                  planted where the run directory or a file must go, keys that cannot be mapped
   75  RETRYABLE  EX_TEMPFAIL: network, throttling, 5xx, an object changed during the copy, a
                  download that failed verification in transit, fewer objects listed than

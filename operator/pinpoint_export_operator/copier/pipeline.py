@@ -6,8 +6,9 @@ reported (`expect_objects`) fails, retryable, before anything is written. Object
 a few file threads at once, each object decoded on a thread of its own (so several objects
 decode in parallel, on as many cores); their parts share one pool of GET threads
 (`concurrency`). The first failure stops everything and is the one reported; a failure of one
-object names its key. Before anything is written, the destination's filesystem must have room
-for the objects not yet on disk (`space`). Once the run is published, `keep_runs` removes the
+object names its key. Before S3 is listed, the copier must be able to write where the run goes
+(`access`); before anything is written, the destination's filesystem must have room for the
+objects not yet on disk (`space`). Once the run is published, `keep_runs` removes the
 oldest complete runs beside it (`retention`).
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pinpoint_export_operator.copier.access import check_writable
 from pinpoint_export_operator.copier.exitcodes import (
     CorruptObject,
     IncompleteListing,
@@ -95,6 +97,7 @@ def copy_run(client: S3Client, options: Options, statvfs: Statvfs = os.statvfs) 
     completed = _completed_run(options)
     if completed is not None:
         return completed
+    check_writable(options.dest)  # before S3 is called: fail at once, naming the fix
     objects = list_gz_objects(client, options.source)
     if options.fewer_than_expected(len(objects)):
         raise IncompleteListing(

@@ -72,6 +72,9 @@ def build(export: Export, defaults: CopierDefaults, exported_endpoints: int = 0)
             "runAsUser": NONROOT_UID,
             "runAsGroup": NONROOT_UID,
             "fsGroup": NONROOT_UID,
+            # Where the storage applies fsGroup, the claim's files are re-owned only when its
+            # root is not already the group's, not at every copy pod's start.
+            "fsGroupChangePolicy": "OnRootMismatch",
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [

@@ -25,6 +25,12 @@ def test_pod_passes_pod_security_restricted() -> None:
     spec = pod(copy_job.build(make_export(), DEFAULTS))
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # The copier writes as 65532 into the claim: a group it can write where storage applies
+    # fsGroup, set only when the claim's root is not already so.
+    assert (spec["securityContext"]["fsGroup"], spec["securityContext"]["fsGroupChangePolicy"]) == (
+        65532,
+        "OnRootMismatch",
+    )
     assert spec["automountServiceAccountToken"] is False
     (container,) = spec["containers"]
     assert container["securityContext"] == {
