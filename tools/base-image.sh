@@ -61,8 +61,9 @@ if [[ ! -f $tarball ]]; then
   for o in "${dpkg_opts[@]}"; do opts+=(--dpkgopt="$o"); done
   for h in "${hooks[@]}"; do opts+=(--hook-dir="$h"); done
   # Mirrors as one sources.list on stdin ("-"): several suites, one argument.
+  # Debian's keys, not the host's apt keys (an Ubuntu host trusts only Ubuntu's).
   mirrors | mmdebstrap --quiet --format=tar --variant=minbase --include="$packages" "${opts[@]}" \
-    "$suite" "$tarball.tmp" -
+    --keyring=/usr/share/keyrings/debian-archive-keyring.gpg "$suite" "$tarball.tmp" -
   mv "$tarball.tmp" "$tarball"
   # Older recipes' tarballs are never used again.
   find "$(dirname "$tarball")" -name "$suite-*.tar" ! -name "${tarball##*/}" -delete

@@ -21,8 +21,9 @@ graphroot=$conf_dir/storage
 run_dir=/run/pinpoint-export-operator/$(printf %s "$cache" | cksum | cut -d' ' -f1)
 
 # Debian's names. crun is not used: it fails on hosts that mix cgroup v1 and v2; runc does not.
+# debian-archive-keyring: the base image is Debian's, also when the host is Ubuntu.
 packages=(podman buildah runc conmon mmdebstrap uidmap slirp4netns fuse-overlayfs
-  containernetworking-plugins golang-github-containers-common)
+  containernetworking-plugins golang-github-containers-common debian-archive-keyring)
 
 log() { echo "containers: $*" >&2; }
 
