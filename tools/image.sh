@@ -51,9 +51,11 @@ podman build --quiet --runtime runc --network host --pull=never --layers \
   --file "$root/operator/Dockerfile" --build-arg "PYTHON_IMAGE=$base" "${ca_args[@]}" \
   --tag "$image" --tag "$(default_image)" "$root" >/dev/null
 
-# The image as a restricted pod runs it: a non-root uid, read-only, no capabilities.
-podman run --rm --runtime runc --user 65532:65532 --read-only --tmpfs /tmp --cap-drop ALL \
-  --security-opt no-new-privileges "$image" copy --help >/dev/null
+# Both commands, as a restricted pod runs the image: a non-root uid, read-only, no capabilities.
+for command in run copy; do
+  podman run --rm --runtime runc --user 65532:65532 --read-only --tmpfs /tmp --cap-drop ALL \
+    --security-opt no-new-privileges "$image" "$command" --help >/dev/null
+done
 
 if [[ -n $previous && $previous != "$(podman image inspect --format '{{.Id}}' "$image")" ]]; then
   # Refused, harmlessly, while a container (a sandbox pod) still runs from it.
