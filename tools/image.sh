@@ -40,10 +40,6 @@ if [[ -n $ca_bundle && -f $ca_bundle ]]; then
   ca_args=(--volume "$ca_bundle:$mounted:ro" --build-arg "CA_BUNDLE=$mounted")
 fi
 
-# The image this build replaces: removed after it (its layers, not the build's cache), so that
-# rebuilds do not fill the storage with untagged images.
-previous=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
-
 start=$SECONDS
 echo "image: building $image on $base" >&2
 # Host networking: no CNI bridge is configured (containers.conf). --pull=never: the base is local.
@@ -57,9 +53,10 @@ for command in run copy; do
     --security-opt no-new-privileges "$image" "$command" --help >/dev/null
 done
 
-if [[ -n $previous && $previous != "$(podman image inspect --format '{{.Id}}' "$image")" ]]; then
-  # Refused, harmlessly, while a container (a sandbox pod) still runs from it.
-  podman rmi "$previous" >/dev/null 2>&1 || true
-fi
+# The operator images this one replaced, now untagged, go (each holds its own copy of the
+# venv), unless a container (a sandbox pod) still runs from one. Only images carrying the final
+# stage's label: the build stage's layers stay, they are the cache of the next build.
+podman image prune --force --filter label=org.opencontainers.image.title=pinpoint-export-operator \
+  >/dev/null
 size=$(podman image inspect --format '{{.Size}}' "$image")
 echo "image: built $image ($((size / 1000000)) MB) in $((SECONDS - start))s" >&2
