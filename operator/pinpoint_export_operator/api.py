@@ -15,6 +15,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 EXPORTS = "pinpointexports"
 SCHEDULES = "pinpointexportschedules"
 MANAGER = "pinpoint-export-operator"
+# What Kopf adds to every export and schedule while their daemons run.
+FINALIZER = f"{GROUP}/finalizer"
 
 # A PinpointExport's phases after which nothing more happens to it.
 TERMINAL_PHASES = ("Succeeded", "Failed")

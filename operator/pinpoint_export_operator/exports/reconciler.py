@@ -24,6 +24,7 @@ from typing import Any, cast
 import kopf
 from kubernetes import client
 
+from pinpoint_export_operator import api
 from pinpoint_export_operator.config import ExportDefaults
 from pinpoint_export_operator.exports import copy_job, tenancy
 from pinpoint_export_operator.exports import state as export_state
@@ -57,6 +58,11 @@ from pinpoint_export_operator.runtime.wakeups import Stopped, Wakeups, wait_for_
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+# Kopf starts a new export's daemon, then adds its finalizer: the first claim waits (this long
+# at most) for the event that shows the finalizer, else its precondition is stale at once.
+FINALIZER_WAIT = 10.0
+
+
 # Who claims a create (status.exportJob.requestedBy): one value per operator process.
 IDENTITY = f"{socket.gethostname()}/{os.getpid()}"
 
@@ -85,6 +91,14 @@ class ExportReconciler:
         self._aws = aws
         self._defaults = defaults
         self.wakeups = wakeups
+        self._awaiting_finalizer: set[str] = set()
+
+    def saw(self, body: kopf.Body) -> None:
+        """An export's event: wakes its daemon if it waits for Kopf's finalizer (its other
+        waits end on copy Job events and timers only, never on its own status writes)."""
+        uid = body["metadata"]["uid"]
+        if uid in self._awaiting_finalizer:
+            self.wakeups.poke(uid)
 
     def close(self) -> None:
         self._aws.close()
@@ -99,12 +113,16 @@ class ExportReconciler:
             generation=meta.get("generation"),
             spec=dict(body["spec"]),
         )
-        status = cast(Status, own_status(body))
-        run = _Run(export, status, status, meta["resourceVersion"])
         wakeup = self.wakeups.register(export.uid)
         attempt = 0
         metrics.ACTIVE.inc()
         try:
+            if not body.get("status", {}).get("phase"):
+                await self._finalizer_added(body, wakeup, stopped)
+            # `body` is Kopf's live view, now at its latest version: the status and the
+            # resourceVersion the claim is preconditioned on are read together, with no await.
+            status = cast(Status, own_status(body))
+            run = _Run(export, status, status, body["metadata"]["resourceVersion"])
             if not status.get("phase"):
                 await self._start(run)
             while export_state.is_active(run.status) and not stopped:
@@ -134,6 +152,21 @@ class ExportReconciler:
         finally:
             metrics.ACTIVE.dec()
             self.wakeups.forget(export.uid)
+
+    async def _finalizer_added(
+        self, body: kopf.Body, wakeup: asyncio.Event, stopped: Stopped
+    ) -> None:
+        uid = body["metadata"]["uid"]
+        deadline = time.monotonic() + FINALIZER_WAIT
+        self._awaiting_finalizer.add(uid)
+        try:
+            while not stopped and time.monotonic() < deadline:
+                wakeup.clear()
+                if api.FINALIZER in (body["metadata"].get("finalizers") or ()):
+                    return
+                await wait_for_wakeup(deadline - time.monotonic(), wakeup, stopped)
+        finally:
+            self._awaiting_finalizer.discard(uid)
 
     async def _start(self, run: _Run) -> None:
         """Record the run and claim its first create, in one write that only succeeds if no

@@ -45,3 +45,4 @@ async def copy_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(api.GROUP, api.VERSION, api.EXPORTS)
 async def export_seen(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.inventory.saw_export(type, body)
+    memo.exports.saw(body)

@@ -33,7 +33,7 @@ SCHEDULES_API_POOL = 4  # schedules make a few calls a minute at most
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg: OperatorConfig = memo.config
-    settings.persistence.finalizer = f"{api.GROUP}/finalizer"
+    settings.persistence.finalizer = api.FINALIZER
     # Kopf's progress and diff-base records go into annotations by default; these objects
     # are declared by GitOps tools, so keep Kopf's bookkeeping out of their metadata: in
     # status.kopf.progress, .last-handled-configuration and .dummy (which Kopf writes to wake
