@@ -12,9 +12,20 @@ from pathlib import Path
 from pinpoint_export_sandbox import process
 from pinpoint_export_sandbox.stack import SandboxEnv
 
-# Any image whose repository ends in pinpoint-export-operator runs the installed package
-# on the sandbox's node agent, as the real image would.
-COPIER_IMAGE = "registry.local/pinpoint-export-operator:dev"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def chart_image() -> str:
+    """The chart's default image (`tools/image.sh name`), which `make image` builds."""
+    named = subprocess.run(
+        [str(ROOT / "tools" / "image.sh"), "name"], capture_output=True, text=True, check=True
+    )
+    return named.stdout.strip()
+
+
+# The node agent runs the copy pods as containers of the image `make image` built; were it not
+# built, as processes of the installed package (any image named *pinpoint-export-operator).
+COPIER_IMAGE = chart_image()
 
 
 class OperatorProcess:

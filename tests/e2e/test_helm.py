@@ -39,8 +39,6 @@ pytestmark = pytest.mark.e2e
 CHART = ROOT / "charts" / "pinpoint-export-operator"
 CI_VALUES = sorted(p.name for p in (CHART / "ci").glob("*.yaml"))
 HELMS = ("helm3", "helm4")
-# The sandbox's node agent runs any image of this repository as the installed package.
-IMAGE = {"repository": "registry.local/pinpoint-export-operator", "tag": "dev"}
 RESTRICTED = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")
 }
@@ -247,8 +245,8 @@ class Release:
         return f"{self.name}-pinpoint-export-operator"
 
     def _write_values(self, values: dict[str, Any]) -> None:
+        # The chart's default image: the node agent runs it as a container (`make image`).
         base: dict[str, Any] = {
-            "image": IMAGE,
             "aws": {
                 "region": self.sandbox.s3.region,
                 "s3EndpointUrl": self.sandbox.s3.endpoint_url,

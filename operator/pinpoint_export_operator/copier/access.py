@@ -36,14 +36,13 @@ class Identity:
 
 
 def not_writable(directory: Path, owner: int, group: int, mode: int, who: Identity) -> str:
-    """What is wrong and what to change, in a message bounded like the others."""
+    """What is wrong and what to change, short enough to reach the export's status whole
+    (the operator keeps 400 characters, its own words and the Job's name included)."""
     groups = ",".join(map(str, who.groups)) or "none"
     return (
-        f"{directory} is not writable by the copier (uid {who.uid}, gid {who.gid}, groups "
-        f"{groups}): it is owned by {owner}:{group} with mode {mode:04o}. Give the copy pod "
-        f"write access to the claim's directory: on the volume, `chown {who.uid}:{who.gid}` "
-        f"it, or make it group-writable for gid {who.gid} (`chgrp {who.gid}`, `chmod g+rwx`); "
-        "or use storage that applies the pod's fsGroup (hostPath and NFS volumes do not)"
+        f"{directory} is not writable by uid {who.uid} (gid {who.gid}, groups {groups}): owned "
+        f"by {owner}:{group}, mode {mode:04o}. On the volume, chown it to {who.uid}:{who.gid} "
+        f"(or chgrp {who.gid} and chmod g+rwx), or use storage that applies the pod's fsGroup"
     )
 
 
