@@ -1,7 +1,8 @@
-"""The sandbox's node agent: a kubelet stand-in for a machine without a container engine.
+"""The sandbox's node agent: a kubelet stand-in.
 
-It registers a Node, binds pending pods to it and runs their containers as local processes,
-each in its own mount namespace with its volumes where it runs as root, and writes their status
+It registers a Node, binds pending pods to it and runs their containers: as OCI containers
+(podman with runc) when every image of the pod is built locally, otherwise as local processes,
+each in its own mount namespace with its volumes where it runs as root; it writes their status
 back so the real controllers (the Job controller above all) decide what happens next.
 
 - `agent`: the node: registration and heartbeat, binding pods, one pod worker per bound pod.
@@ -9,11 +10,14 @@ back so the real controllers (the Job controller above all) decide what happens 
 - `pod`: one pod's worker: volumes, init then main containers, restarts, deletion, deadline.
 - `lifecycle`, `status`: the kubelet's rules for a pod's life and for its status (pure).
 - `fetch`, `publish`: what a pod refers to, read from the API; its status, written to it.
-- `plan`: pod spec -> launch plan (pure), from `images` (argv, user), `env` (variables,
+- `plan`: pod spec -> launch plan (pure), from `images` (argv, user: an image's own
+  configuration, or the sandbox's stand-in for the operator image), `env` (variables,
   `$(VAR)`), `downward` (the downward API), `identity` (uid, groups) and `volumes` (mounts).
 - `podspec`, `node`, `errors`: what planning reads (the spec's references, the fetched
   `Sources`), the node's facts (`Host`, allocatable) and why a pod cannot be planned yet.
 - `runtime`, `launcher`: volumes on disk, containers as processes; each one's first process.
+- `containers`: containers as OCI containers: `podman create` built from the plan (pure), the
+  engine's configuration and images, exit codes, start errors and the OOM killer.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The host side of running containers: volumes on disk, the launcher process, exit codes and
-termination messages. One pod's files live in its directory:
+termination messages, and the handle (`Handle`) a started container is, as a process here or as
+an OCI container (`containers`). One pod's files live in its directory:
 
     <work-dir>/pods/<ns>_<name>_<uid>/<container>.log      the container's output, kept
                                      /volumes/<volume>/     emptyDir, secret, configMap, projected
                                      /containers/<container>/termination-log, launch.json
-                                     /rootfs                where each container's root is built
+                                                            (a process), cid, oom (a container)
+                                     /rootfs                where each process's root is built
 """
 
 from __future__ import annotations
