@@ -28,8 +28,10 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pinpoint_export_sandbox.binaries import CACHE_DIR
@@ -48,6 +50,7 @@ CONFIG_DIR = CACHE_DIR / "containers"  # where tools/containers.sh writes them
 SANDBOX_LABEL = "dev.pinpoint-export-operator.sandbox"  # value: the agent's work directory
 NEVER_STARTED = "0001-01-01T00:00:00Z"
 PODMAN_TIMEOUT = 120  # seconds for one podman command (create, inspect, kill, rm)
+IMAGE_TTL = 10.0  # seconds an image's inspection (or its absence) is taken as still true
 # Variables the container gets by name from `podman create`'s own environment, so that values
 # (credentials) never appear on a command line. Names that podman itself reads are passed by
 # value instead, with names podman could take for a pattern.
@@ -142,6 +145,10 @@ class Podman:
 
     binary: str
     config: Mapping[str, str]  # CONTAINERS_CONF...
+    _images: dict[str, tuple[float, ImageConfig | None]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @classmethod
     def find(cls, environ: Mapping[str, str] = os.environ) -> Podman | None:
@@ -172,15 +179,28 @@ class Podman:
             check=check,
         )
 
-    def images(self, names: Iterable[str]) -> dict[str, ImageConfig]:
-        """The configuration of each of `names` that is a local image."""
+    def images(
+        self, names: Iterable[str], now: Callable[[], float] = time.monotonic
+    ) -> dict[str, ImageConfig]:
+        """The configuration of each of `names` that is a local image. What podman said of an
+        image is kept for IMAGE_TTL seconds: a burst of pods asks once (an image built
+        meanwhile is used by the pods created after that)."""
         found = {}
-        for name in set(names):
-            if not name:
-                continue
-            inspected = self.run("image", "inspect", "--format", "{{json .Config}}", name)
-            if inspected.returncode == 0:
-                found[name] = ImageConfig.from_inspect(name, json.loads(inspected.stdout))
+        for name in set(names) - {""}:
+            with self._lock:
+                seen = self._images.get(name)
+            if seen is None or now() - seen[0] > IMAGE_TTL:
+                inspected = self.run("image", "inspect", "--format", "{{json .Config}}", name)
+                config = (
+                    ImageConfig.from_inspect(name, json.loads(inspected.stdout))
+                    if inspected.returncode == 0
+                    else None
+                )
+                seen = (now(), config)
+                with self._lock:
+                    self._images[name] = seen
+            if seen[1] is not None:
+                found[name] = seen[1]
         return found
 
     def remove_all(self, work_dir: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,25 @@ def test_fs_group_leaves_a_claim_that_ignores_it_as_it_is(tmp_path: Path) -> Non
     runtime.materialize(volumes.values(), 65532, None)
     assert (managed.stat().st_gid, stat.S_IMODE(managed.stat().st_mode)) == (65532, 0o2775)
     assert (fixed.stat().st_gid, stat.S_IMODE(fixed.stat().st_mode)) == (0, 0o755)
+
+
+def test_image_inspections_are_kept_for_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of pods asks podman once per image, whether it is there or not."""
+    podman = Podman("/usr/bin/podman", {})
+    asked: list[str] = []
+
+    def run(*args: str, **_: Any) -> subprocess.CompletedProcess[str]:
+        asked.append(args[-1])
+        if args[-1] == OPERATOR.name:
+            return subprocess.CompletedProcess(args, 0, '{"User": "65532:65532"}', "")
+        return subprocess.CompletedProcess(args, 125, "", "Error: no such image")
+
+    monkeypatch.setattr(Podman, "run", lambda self, *args, **kw: run(*args, **kw))
+    clock = [100.0]
+    for _ in range(3):
+        found = podman.images([OPERATOR.name, "busybox:1.36", ""], now=lambda: clock[0])
+        assert list(found) == [OPERATOR.name] and found[OPERATOR.name].user == "65532:65532"
+    assert sorted(asked) == sorted([OPERATOR.name, "busybox:1.36"])
+    clock[0] += containers.IMAGE_TTL + 1  # then asked again: it may have been built since
+    podman.images(["busybox:1.36"], now=lambda: clock[0])
+    assert asked.count("busybox:1.36") == 2
