@@ -46,12 +46,13 @@ sandbox-down: $(VENV)/.synced
 demo: $(VENV)/.synced tools  ## The operator end to end on the sandbox (starts it if needed).
 	$(PY) -m pinpoint_export_sandbox demo
 
-bench: $(VENV)/.synced tools  ## Benchmarks; results in bench/results/.
+bench: $(VENV)/.synced tools image  ## Benchmarks; results in bench/results/.
 	$(PY) bench/copier_bench.py
 	$(PY) bench/emulator_bench.py
 	$(PY) bench/operator_bench.py --exports 500  # the design scale: memory, writes, polls
 	$(PY) bench/operator_bench.py --exports 20   # an unloaded machine: the latency targets
 	$(PY) bench/image_bench.py                   # size, cold and warm make image, start times
+	$(PY) bench/pods_bench.py                    # the node's operator and copy pods: containers, processes
 
 lock:  ## Re-resolve requirements.lock from pyproject.toml.
 	tools/python-env.sh --lock
