@@ -5,7 +5,8 @@ operator's peak RSS; API writes per export (Events included, counted in the API 
 log under the operator's own identity); Pinpoint polls per export against duration/interval + 2;
 and the latencies COMPLETED → copy Job created, copy Job complete → Ready.
 
-    .venv/bin/python bench/operator_bench.py [--exports 500] [--poll 5]  # results/operator-500.json
+    .venv/bin/python bench/operator_bench.py [--exports 500] [--poll 5] [--namespaces 1]
+    # results/operator-500.json
 """
 
 from __future__ import annotations
@@ -56,15 +57,15 @@ def cpu_seconds(pid: int) -> float:
 DRY_RUN = " (dry run)"
 
 
-def audit_writes(audit_log: Path, namespace: str) -> dict[str, int]:
-    """The operator's writes in `namespace`, by resource, from the audit log."""
+def audit_writes(audit_log: Path, namespaces: list[str]) -> dict[str, int]:
+    """The operator's writes in `namespaces`, by resource, from the audit log."""
     counts: dict[str, int] = {}
     for line in audit_log.read_text().splitlines():
         entry = json.loads(line)
         ref = entry.get("objectRef", {})
         if (
             entry.get("user", {}).get("username") != OPERATOR_USER
-            or ref.get("namespace") != namespace
+            or ref.get("namespace") not in namespaces
         ):
             continue
         key = ref.get("resource", "?") + ("/" + ref["subresource"] if "subresource" in ref else "")
@@ -77,7 +78,44 @@ def audit_writes(audit_log: Path, namespace: str) -> dict[str, int]:
 
 
 def p99(values: list[float]) -> float:
-    return round(statistics.quantiles(values, n=100)[98], 2) if len(values) > 1 else 0.0
+    """Inclusive: never beyond the largest value (the exclusive method extrapolates)."""
+    if len(values) < 2:
+        return round(values[0], 2) if values else 0.0
+    return round(statistics.quantiles(values, n=100, method="inclusive")[98], 2)
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU jiffies of the whole machine so far, from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def sandbox_cpu(state_dir: Path) -> dict[str, float]:
+    """CPU seconds so far of each process of the sandbox (the supervisor's children), their
+    waited-for children included (the copier pods of the node agent run as its children)."""
+    try:
+        root = int((state_dir / "sandbox.pid").read_text())
+    except (OSError, ValueError):
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    usage: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        if int(fields[1]) != root:
+            continue
+        args = [a.decode() for a in cmdline if a]
+        name = Path(args[0]).name.split("-v")[0] if args else "?"
+        if name.startswith("python") and "pinpoint_export_sandbox" in args:
+            name = args[args.index("pinpoint_export_sandbox") + 1]
+        used = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+        usage[name] = usage.get(name, 0.0) + used
+    return usage
 
 
 def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
@@ -111,6 +149,9 @@ def main() -> int:
     parser.add_argument("--exports", type=int, default=500)
     parser.add_argument("--endpoints", type=int, default=1000)
     parser.add_argument("--poll", type=int, default=5, help="pollIntervalSeconds")
+    parser.add_argument(
+        "--namespaces", type=int, default=1, help="spread the exports over this many namespaces"
+    )
     args = parser.parse_args()
 
     state_dir = ROOT / ".sandbox"
@@ -125,27 +166,31 @@ def main() -> int:
     if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
         s3.create_bucket(Bucket=BUCKET)
 
-    namespace = f"bench-{int(time.time())}"
+    stamp = int(time.time())
+    namespaces = [f"bench-{stamp}-{n}" for n in range(args.namespaces)]
     api = storage.api_client(env.kubeconfig)
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    process.wait_for(lambda: core.read_namespaced_service_account("default", namespace), 30, "sa")
-    storage.bound_claim(api, namespace, "exports", "10Gi")
     keys = {"AWS_ACCESS_KEY_ID": env.s3.access_key, "AWS_SECRET_ACCESS_KEY": env.s3.secret_key}
-    core.create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="pinpoint-credentials"),
-            data={k: base64.b64encode(v.encode()).decode() for k, v in keys.items()},
-        ),
-    )
+    for namespace in namespaces:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        process.wait_for(
+            lambda ns=namespace: core.read_namespaced_service_account("default", ns), 30, "sa"
+        )
+        storage.bound_claim(api, namespace, "exports", "10Gi")
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="pinpoint-credentials"),
+                data={k: base64.b64encode(v.encode()).decode() for k, v in keys.items()},
+            ),
+        )
 
     log = state_dir / "logs" / "operator-bench.log"
     operator_env = {
         **os.environ,
         **env.variables(),
         "KUBECONFIG": str(env.state_dir / "control-plane" / "operator.kubeconfig"),
-        "PPE_NAMESPACES": namespace,
+        "PPE_NAMESPACES": ",".join(namespaces),
         "PPE_S3_ENDPOINT_URL": env.s3.endpoint_url,
         "PPE_COPIER_IMAGE": "registry.local/pinpoint-export-operator:bench",
         "PPE_LIVENESS_PORT": str(process.free_port()),
@@ -156,8 +201,11 @@ def main() -> int:
         [sys.executable, "-m", "pinpoint_export_operator", "run"], log, env=operator_env
     )
     try:
+        load_before = os.getloadavg()
+        busy_before, sandbox_before = machine_busy(), sandbox_cpu(state_dir)
         started = time.monotonic()
         for i in range(args.exports):
+            namespace = namespaces[i % len(namespaces)]
             body = {
                 "apiVersion": f"{names.GROUP}/{names.VERSION}",
                 "kind": "PinpointExport",
@@ -176,9 +224,13 @@ def main() -> int:
             )
 
         def finished() -> list[dict[str, Any]] | None:
-            items = custom.list_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.EXPORTS
-            )["items"]
+            items = [
+                item
+                for namespace in namespaces
+                for item in custom.list_namespaced_custom_object(
+                    names.GROUP, names.VERSION, namespace, names.EXPORTS
+                )["items"]
+            ]
             phases = [i.get("status", {}).get("phase") for i in items]
             done = sum(p in ("Succeeded", "Failed") for p in phases)
             return items if done == args.exports else None
@@ -187,16 +239,23 @@ def main() -> int:
         elapsed = time.monotonic() - started
         rss = peak_rss_mb(operator.pid)
         cpu = cpu_seconds(operator.pid)
+        busy_after, sandbox_after = machine_busy(), sandbox_cpu(state_dir)
+        load_after = os.getloadavg()
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
     finally:
         process.stop(operator)
 
     succeeded = sum(i["status"]["phase"] == "Succeeded" for i in items)
-    jobs = {j.metadata.name: j for j in client.BatchV1Api(api).list_namespaced_job(namespace).items}
+    jobs = {
+        (j.metadata.namespace, j.metadata.name): j
+        for namespace in namespaces
+        for j in client.BatchV1Api(api).list_namespaced_job(namespace).items
+    }
     to_copy, to_ready, poll_bounds = [], [], []
     for item in items:
         status = item["status"]
-        job = jobs.get(status.get("copyJob", {}).get("name", ""))
+        key = (item["metadata"]["namespace"], status.get("copyJob", {}).get("name", ""))
+        job = jobs.get(key)
         if job is None or status["phase"] != "Succeeded":
             continue
         completed = ts(status["exportJob"]["completionDate"])
@@ -206,13 +265,15 @@ def main() -> int:
         exporting = completed - ts(status["startTime"])
         poll_bounds.append(exporting / args.poll + 2)
     counters = emulator.counters()
-    writes = audit_writes(env.state_dir / "control-plane" / "logs" / "audit.log", namespace)
+    writes = audit_writes(env.state_dir / "control-plane" / "logs" / "audit.log", namespaces)
     result = {
         "exports": args.exports,
+        "namespaces": args.namespaces,
         "succeeded": succeeded,
         "seconds": round(elapsed, 1),
         "operator_peak_rss_mb": round(rss, 1),
         "operator_cpu_s": round(cpu, 1),
+        "operator_cpu_ms_per_export": round(cpu * 1000 / args.exports, 1),
         # Writes that store something; dry runs are listed by resource below.
         "api_writes_per_export": round(
             sum(n for key, n in writes.items() if not key.endswith(DRY_RUN)) / args.exports, 2
@@ -228,10 +289,24 @@ def main() -> int:
         "copy_complete_to_ready_s_p99": p99(to_ready),
         "copy_complete_to_ready_s_max": round(max(to_ready, default=0), 2),
         "poll_interval_s": args.poll,
+        # The machine is shared (2 cores; other runs of the sandbox may be on it): its load
+        # and how busy its CPUs were during the run, and what the sandbox's own processes used.
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1m_start_end": [round(load_before[0], 2), round(load_after[0], 2)],
+            "cpu_busy_fraction": round(
+                (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1), 2
+            ),
+            "sandbox_cpu_s": {
+                name: round(used - sandbox_before.get(name, 0.0), 1)
+                for name, used in sorted(sandbox_after.items())
+            },
+        },
         # Where the operator's time went, from its own /metrics at the end of the run.
         "operator_internals": internals(scraped.decode()),
     }
-    core.delete_namespace(namespace)  # finished exports hold no finalizer: it goes quickly
+    for namespace in namespaces:
+        core.delete_namespace(namespace)  # finished exports hold no finalizer: it goes quickly
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"operator-{args.exports}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

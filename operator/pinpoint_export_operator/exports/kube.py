@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +34,10 @@ REASON_OF = {
     "persistentvolumeclaims": "ClaimNotFound",
     "serviceaccounts": "ServiceAccountNotFound",
 }
+# A claim or ServiceAccount found is taken to exist this long: hundreds of exports started at
+# once into one claim asked the API server the same question hundreds of times. (One deleted
+# meanwhile is still reported: its copy pod waits, and the status says why.)
+EXISTS_TTL = 30.0
 
 
 class CredentialsError(Exception):
@@ -43,6 +49,8 @@ class CredentialsError(Exception):
 class Kube:
     def __init__(self, kube: KubeJson) -> None:
         self._kube = kube
+        self._found: dict[str, float] = {}  # path -> monotonic time it was found
+        self._found_lock = threading.Lock()
 
     def patch_export_status(
         self,
@@ -92,7 +100,7 @@ class Kube:
             needed.append(("serviceaccounts", pod["serviceAccountName"]))
         for resource, name in needed:
             try:
-                self._kube.get(namespaced("v1", namespace, resource, name))
+                self._exists(namespaced("v1", namespace, resource, name))
             except client.ApiException as error:
                 if error.status != 404:
                     raise
@@ -100,6 +108,19 @@ class Kube:
                 message = f"{field}: {resource[:-1]} {namespace}/{name} not found"
                 return CloudError(REASON_OF[resource], message, transient=True)
         return None
+
+    def _exists(self, path: str) -> None:
+        """Raises the API server's error unless the object was found (now, or recently)."""
+        with self._found_lock:
+            found = self._found.get(path)
+            if found is not None and time.monotonic() - found < EXISTS_TTL:
+                return
+        self._kube.get(path)
+        now = time.monotonic()
+        with self._found_lock:
+            for old in [p for p, at in self._found.items() if now - at >= EXISTS_TTL]:
+                del self._found[old]
+            self._found[path] = now
 
     def ensure_copy_job(self, manifest: Json) -> CopyJob | CloudError:
         """Create the Job; if it exists already (a restart), adopt it if it is ours."""
@@ -117,13 +138,18 @@ class Kube:
             return _copy_job(result.object, summary=None)
         return CopyJob(name=meta["name"], created=True)
 
-    def observe_copy_job(self, namespace: str, name: str) -> CopyJob | CopyJobMissing:
-        try:
-            job = self._kube.get(namespaced("batch/v1", namespace, "jobs", name))
-        except client.ApiException as error:
-            if error.status == 404:
-                return CopyJobMissing(name)
-            raise
+    def observe_copy_job(
+        self, namespace: str, name: str, job: Json | None = None
+    ) -> CopyJob | CopyJobMissing:
+        """The Job and its pods; `job`: the Job as a watch event just delivered it (not read
+        again)."""
+        if job is None:
+            try:
+                job = self._kube.get(namespaced("batch/v1", namespace, "jobs", name))
+            except client.ApiException as error:
+                if error.status == 404:
+                    return CopyJobMissing(name)
+                raise
         pods = self._kube.get(
             namespaced("v1", namespace, "pods"), {"labelSelector": f"{JOB_NAME_LABEL}={name}"}
         )["items"]

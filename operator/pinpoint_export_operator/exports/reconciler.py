@@ -28,6 +28,7 @@ from pinpoint_export_operator import api
 from pinpoint_export_operator.config import ExportDefaults
 from pinpoint_export_operator.exports import copy_job, tenancy
 from pinpoint_export_operator.exports import state as export_state
+from pinpoint_export_operator.exports.credentials import SecretKeys
 from pinpoint_export_operator.exports.kube import CredentialsError, Kube
 from pinpoint_export_operator.exports.pinpoint import Pinpoint, SearchCursor
 from pinpoint_export_operator.exports.state import (
@@ -45,11 +46,11 @@ from pinpoint_export_operator.exports.state import (
     WaitForClaim,
 )
 from pinpoint_export_operator.runtime import events, metrics, timestamps
-from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, classify
+from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, StaticCredentials, classify
 from pinpoint_export_operator.runtime.backoff import backoff
 from pinpoint_export_operator.runtime.errors import CloudError, kubernetes_error
 from pinpoint_export_operator.runtime.events import Event
-from pinpoint_export_operator.runtime.objects import own_status
+from pinpoint_export_operator.runtime.objects import own_status, plain
 from pinpoint_export_operator.runtime.timestamps import now
 from pinpoint_export_operator.runtime.wakeups import Stopped, Wakeups, wait_for_wakeup
 
@@ -75,12 +76,14 @@ class _Run:
     status: Status  # as decided
     written: Status  # as the API server has it
     resource_version: str
+    written_at: float = 0.0  # monotonic time of the last status write (0: not by this process)
     nothing_created: bool = False  # see Caller
     claimed: bool = False  # the status written last claims the next create already
     preflight_done: bool = False
     cursor: SearchCursor = field(default_factory=SearchCursor)
     pending: list[Event] = field(default_factory=list)
     phase_since: float | None = None  # monotonic; None if the phase began before this process
+    keys: StaticCredentials | None = None  # the Secret's keys the last AWS call was made with
 
 
 class ExportReconciler:
@@ -92,12 +95,28 @@ class ExportReconciler:
         self._defaults = defaults
         self.wakeups = wakeups
         self._awaiting_finalizer: set[str] = set()
+        self._seen_jobs: dict[str, dict[str, Any]] = {}  # export uid -> its copy Job, as seen
+        # Read through the adapter when first needed (tests pass adapters that refuse calls).
+        self._keys = SecretKeys(lambda namespace, name: kube.read_credentials(namespace, name))
 
     def saw(self, body: kopf.Body) -> None:
         """An export's event: wakes its daemon if it waits for Kopf's finalizer (its other
         waits end on copy Job events and timers only, never on its own status writes)."""
         uid = body["metadata"]["uid"]
         if uid in self._awaiting_finalizer:
+            self.wakeups.poke(uid)
+
+    def copy_job_seen(self, event_type: str | None, job: kopf.Body) -> None:
+        """A copy Job's event: wakes the daemons of its owners; the next observation of its
+        controller uses the Job as the event has it rather than reading it again (a deleted
+        Job is read again, to be found missing)."""
+        for owner in job.metadata.get("ownerReferences", []):
+            uid = owner["uid"]
+            if owner.get("controller") and self.wakeups.registered(uid):
+                if event_type == "DELETED":
+                    self._seen_jobs.pop(uid, None)
+                else:
+                    self._seen_jobs[uid] = plain(job)
             self.wakeups.poke(uid)
 
     def close(self) -> None:
@@ -137,7 +156,10 @@ class ExportReconciler:
                 run.pending += outcome.events
                 if outcome.again:
                     continue  # the next step is ready: write once, after it
-                await self._commit(body, run)
+                if run.pending or export_state.write_now(
+                    run.written, run.status, time.monotonic() - run.written_at
+                ):
+                    await self._commit(body, run)
                 if outcome.retry:
                     delay = backoff(attempt)
                     attempt += 1
@@ -152,6 +174,7 @@ class ExportReconciler:
         finally:
             metrics.ACTIVE.dec()
             self.wakeups.forget(export.uid)
+            self._seen_jobs.pop(export.uid, None)
 
     async def _finalizer_added(
         self, body: kopf.Body, wakeup: asyncio.Event, stopped: Stopped
@@ -196,6 +219,7 @@ class ExportReconciler:
             await self._reread(run)
             return False
         run.status = run.written = status
+        run.written_at = time.monotonic()
         return True
 
     async def _reread(self, run: _Run) -> None:
@@ -206,19 +230,22 @@ class ExportReconciler:
 
     async def _step(self, run: _Run, caller: Caller) -> Outcome | None:
         action = export_state.next_action(run.status, caller)
+        run.keys = None  # set by the step's AWS call, if it makes one
         try:
             if isinstance(action, EnsureExportJob):
                 seen = await self._ensure_export_job(run, action, caller)
                 if seen is None:
                     return None
             else:
-                seen = await self._perform(run.export, action)
+                seen = await self._perform(run, action)
         except CredentialsError as error:
             seen = error.error
         except client.ApiException as error:
             seen = kubernetes_error(error, type(action).__name__)
         except Exception as error:
             seen = classify(error, type(action).__name__)
+        if isinstance(seen, CloudError) and seen.reason == "AccessDenied":
+            seen = await self._denied(run, seen)
         if isinstance(seen, CloudError):
             metrics.CLOUD_ERRORS.labels(seen.reason, str(seen.transient).lower()).inc()
         return export_state.advance(run.export, run.status, seen, caller.now)
@@ -238,7 +265,7 @@ class ExportReconciler:
             return None
         run.claimed = False  # each attempt claims afresh: its time is what others wait on
         app, segment = spec["applicationId"], spec.get("segmentId")
-        identity = await self._identity(export)
+        identity = await self._identity(run)
         if action.search:
             pinpoint = Pinpoint(self._aws.client("pinpoint", identity))
             started = timestamps.parse(run.status.get("startTime") or caller.now)
@@ -286,7 +313,8 @@ class ExportReconciler:
         refusal = tenancy.role_refusal(export.namespace, export.spec, self._defaults.allowed_roles)
         return None if refusal is None else CloudError("RoleNotAllowed", refusal, transient=False)
 
-    async def _perform(self, export: Export, action: Action) -> Observation:
+    async def _perform(self, run: _Run, action: Action) -> Observation:
+        export = run.export
         if isinstance(action, WaitForClaim):
             return ClaimHeld(action.holder, action.seconds)
         if isinstance(action, PollExportJob | EnsureCopyJob):  # AWS calls, the copier's too
@@ -294,33 +322,48 @@ class ExportReconciler:
             if refused is not None:
                 return refused
         if isinstance(action, PollExportJob):
-            pinpoint = Pinpoint(self._aws.client("pinpoint", await self._identity(export)))
+            pinpoint = Pinpoint(self._aws.client("pinpoint", await self._identity(run)))
             app = export.spec["applicationId"]
             return await self._aws.run(pinpoint.get_export_job, app, action.job_id)
         if isinstance(action, EnsureCopyJob):
             manifest = copy_job.build(export, self._defaults.copier, action.exported_endpoints)
             return await asyncio.to_thread(self._kube.ensure_copy_job, manifest)
         if isinstance(action, ObserveCopyJob):
+            seen = self._seen_jobs.pop(export.uid, None)
+            if seen is not None and seen["metadata"]["name"] != action.name:
+                seen = None
             return await asyncio.to_thread(
-                self._kube.observe_copy_job, export.namespace, action.name
+                self._kube.observe_copy_job, export.namespace, action.name, seen
             )
         raise AssertionError(f"no action for an export in phase {action!r}")
 
-    async def _identity(self, export: Export) -> Identity:
+    async def _identity(self, run: _Run) -> Identity:
         """Where the export's Pinpoint calls go, and as whom."""
+        export = run.export
         spec = export.spec
-        credentials = spec.get("credentials", {})
-        secret = credentials.get("secretRef", {}).get("name")
+        secret = _secret_name(export)
+        run.keys = await self._keys.get(export.namespace, secret) if secret else None
         return Identity(
             region=spec.get("region") or self._defaults.region,
             endpoint_url=spec.get("endpointUrl") or self._defaults.pinpoint_endpoint_url,
-            credentials=(
-                await asyncio.to_thread(self._kube.read_credentials, export.namespace, secret)
-                if secret
-                else None
-            ),
+            credentials=run.keys,
             assume_role=tenancy.assume_role(export, self._defaults.assume_role),
         )
+
+    async def _denied(self, run: _Run, denied: CloudError) -> CloudError:
+        """A call refused as whom it was made: retried if the Secret holds other keys by now
+        (rotated while they were cached), else final as before."""
+        secret = _secret_name(run.export)
+        if run.keys is None or secret is None:
+            return denied
+        try:
+            rotated = await self._keys.rotated(run.export.namespace, secret, run.keys)
+        except (CredentialsError, client.ApiException):
+            return denied  # the refusal stands; the next read says what is wrong with it
+        if not rotated:
+            return denied
+        message = f"{denied.message} (the Secret's keys changed since: trying them)"
+        return CloudError(denied.reason, message, transient=True)
 
     async def _commit(self, body: kopf.Body, run: _Run) -> None:
         """Patch the status if it changed since last written, then post the Events."""
@@ -329,12 +372,17 @@ class ExportReconciler:
             run.resource_version = await asyncio.to_thread(
                 self._kube.patch_export_status, run.export.namespace, run.export.name, status
             )
-            run.written = status
+            run.written, run.written_at = status, time.monotonic()
             if status.get("phase") != written.get("phase"):
                 _count_transition(run, written, status)
         for event in run.pending:
             events.post(body, event)
         run.pending = []
+
+
+def _secret_name(export: Export) -> str | None:
+    name = export.spec.get("credentials", {}).get("secretRef", {}).get("name")
+    return str(name) if name else None
 
 
 def _count_transition(run: _Run, before: Status, after: Status) -> None:

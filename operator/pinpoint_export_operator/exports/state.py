@@ -173,6 +173,33 @@ def is_active(status: Status | None) -> bool:
     return (status or {}).get("phase") not in api.TERMINAL_PHASES
 
 
+# Progress alone is written at most this often. Each status write is an API write and a watch
+# event for every watcher; at 500 exports, writing each poll's news (Pinpoint's intermediate
+# job statuses, a piece done, a copy pod started) was a third of the operator's writes.
+PROGRESS_WRITE_SECONDS = 60.0
+
+
+def write_now(written: Status, status: Status, since_written: float) -> bool:
+    """Whether to write `status` now, `written` being what the API server has, written
+    `since_written` seconds ago. Anything but progress is written at once: a new phase, an
+    error or a recovery from one, Pinpoint's job failing, why a copy pod waits. Progress
+    (Pinpoint's job status, pieces and counts while Exporting; the copy Job's pod counts while
+    Copying) waits for the next write, or PROGRESS_WRITE_SECONDS since the last."""
+    if status == written:
+        return False
+    if since_written >= PROGRESS_WRITE_SECONDS:
+        return True
+    phase = status.get("phase")
+    if phase != written.get("phase") or phase not in ("Exporting", "Copying"):
+        return True
+    messages = (written.get("message", ""), status.get("message", ""))
+    if any(message.startswith(RETRYING) for message in messages):
+        return True
+    if phase == "Copying":
+        return messages[0] != messages[1]  # a copy pod's waiting reason, or its end
+    return status.get("exportJob", {}).get("jobStatus") in PINPOINT_FAILED
+
+
 def start(export: Export, status: Status, caller: Caller) -> Outcome:
     """Record the run id and the run's prefix before anything is created anywhere, and claim
     the first create in the same write."""

@@ -37,9 +37,8 @@ async def reconcile_export(
 # Async, so that the wakeup (an asyncio.Event) is set on the event loop, not from Kopf's
 # thread pool where sync handlers run.
 @kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_MANAGED_BY: api.MANAGER})
-async def copy_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    for owner in body.metadata.get("ownerReferences", []):
-        memo.exports.wakeups.poke(owner["uid"])
+async def copy_job_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.exports.copy_job_seen(type, body)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.EXPORTS)

@@ -28,6 +28,10 @@ from pinpoint_export_operator.schedules.kube import ScheduleKube
 from pinpoint_export_operator.schedules.reconciler import ScheduleReconciler
 
 SCHEDULES_API_POOL = 4  # schedules make a few calls a minute at most
+# Threads for the reconcilers' Kubernetes calls (asyncio's default executor). At 500 exports
+# the API server answers in tenths of a second, seconds on a loaded machine: each call holds a
+# thread that long, and with 20 threads calls queued for seconds (p50 5 s) before they began.
+KUBERNETES_THREADS = 32
 
 
 @kopf.on.startup()
@@ -54,10 +58,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
     # Every Kubernetes call of the reconcilers runs in asyncio's default executor, which is
     # min(32, CPUs + 4) threads: 6 on two cores, a queue behind which hundreds of exports
-    # would wait. Size it like the clients' connection pools instead.
-    asyncio.get_running_loop().set_default_executor(
-        metrics.MeasuredPool(cfg.aws_concurrency + SCHEDULES_API_POOL, "kubernetes")
-    )
+    # would wait. The exports' client has a connection for each of its threads: with fewer,
+    # urllib3 discards a connection after each call beyond them and the next opens a new one
+    # (a TLS handshake).
+    threads = max(KUBERNETES_THREADS, cfg.aws_concurrency) + SCHEDULES_API_POOL
+    asyncio.get_running_loop().set_default_executor(metrics.MeasuredPool(threads, "kubernetes"))
     memo.loop_lag = asyncio.create_task(metrics.watch_loop_lag())
     # Events say who posted them: this operator, and which replica (the pod's name).
     settings.posting.reporting_component = api.MANAGER
@@ -65,7 +70,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.event_name_prefix = f"{api.MANAGER}-"
 
     memo.exports = ExportReconciler(
-        Kube(kube_json(cfg.aws_concurrency)),
+        Kube(kube_json(threads)),
         AwsCalls(cfg.aws_concurrency),
         cfg.defaults,
         Wakeups(),

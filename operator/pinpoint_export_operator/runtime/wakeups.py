@@ -27,6 +27,9 @@ class Wakeups:
     def register(self, uid: str) -> asyncio.Event:
         return self._events.setdefault(uid, asyncio.Event())
 
+    def registered(self, uid: str) -> bool:
+        return uid in self._events
+
     def forget(self, uid: str) -> None:
         self._events.pop(uid, None)
 

@@ -186,3 +186,47 @@ def test_a_missing_secret_is_waited_for() -> None:
 )
 def test_why_a_copy_pod_waits(status: dict[str, Any], reason: str) -> None:
     assert _waiting({"status": status}) == reason
+
+
+class CountingKubeJson(FakeKubeJson):
+    """FakeKubeJson that accepts any dry run and counts GETs by path."""
+
+    def __init__(self, objects: dict[str, Any]) -> None:
+        super().__init__(objects)
+        self.gets: list[str] = []
+
+    def get(self, path: str, query: dict[str, str] | None = None) -> Any:
+        self.gets.append(path)
+        return super().get(path, query)
+
+    def request(self, method: str, path: str, **_: Any) -> Any:
+        return {}
+
+
+def copy_manifest(claim: str) -> dict[str, Any]:
+    volume = {"name": "d", "persistentVolumeClaim": {"claimName": claim}}
+    return {"metadata": {"namespace": "ns"}, "spec": {"template": {"spec": {"volumes": [volume]}}}}
+
+
+def test_a_claim_found_is_not_asked_for_again_soon_but_a_missing_one_is() -> None:
+    claim = namespaced("v1", "ns", "persistentvolumeclaims", "exports")
+    fake = CountingKubeJson({claim: {}})
+    kube = Kube(fake)  # type: ignore[arg-type]
+    assert kube.preflight_copy_job(copy_manifest("exports")) is None
+    assert kube.preflight_copy_job(copy_manifest("exports")) is None
+    assert fake.gets == [claim]
+    for _ in range(2):
+        missing = kube.preflight_copy_job(copy_manifest("other"))
+        assert missing is not None and missing.reason == "ClaimNotFound"
+    assert len(fake.gets) == 3  # not found: asked each time
+
+
+def test_a_job_from_a_watch_event_is_not_read_again() -> None:
+    pods = namespaced("v1", "ns", "pods")
+    fake = CountingKubeJson({pods: {"items": []}})
+    kube = Kube(fake)  # type: ignore[arg-type]
+    complete = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+    observed = kube.observe_copy_job("ns", "copy-x", job(complete))
+    assert getattr(observed, "finished", None) == "Complete"
+    assert fake.gets == [pods]
+    assert kube.observe_copy_job("ns", "copy-x").__class__.__name__ == "CopyJobMissing"

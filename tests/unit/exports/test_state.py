@@ -334,3 +334,46 @@ def test_a_waiting_copy_pod_is_reported_once() -> None:
     assert again.events == [] and again.status == first.status
     running = state.advance(make_export(), first.status, CopyJob("nightly-copy", active=1), T1)
     assert "waiting" not in running.status["message"]
+
+
+def copying_with(message: str) -> dict[str, Any]:
+    status = copying()
+    status["message"] = message
+    return status
+
+
+def test_progress_alone_waits_for_the_next_write_or_a_minute() -> None:
+    before = exporting("CREATED")
+    after = state.advance(make_export(), before, ExportJob("job1", "PROCESSING"), T1).status
+    assert after != before
+    assert not state.write_now(before, after, since_written=5)
+    assert state.write_now(before, after, since_written=state.PROGRESS_WRITE_SECONDS)
+    assert not state.write_now(after, after, since_written=3600)  # nothing changed
+    started = copying()
+    running = {**started, "copyJob": {**started["copyJob"], "active": 1}}
+    assert not state.write_now(started, running, since_written=5)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["phase", "retrying", "recovered", "failing", "pod waiting"],
+)
+def test_all_but_progress_is_written_at_once(change: str) -> None:
+    export = make_export()
+    before = exporting("PROCESSING")
+    if change == "phase":
+        after = copying()
+    elif change == "retrying":
+        error = CloudError("Throttled", "GetExportJob: slow down", transient=True)
+        after = state.advance(export, before, error, T1).status
+    elif change == "recovered":
+        error = CloudError("Throttled", "GetExportJob: slow down", transient=True)
+        before = state.advance(export, before, error, T1).status
+        after = state.advance(export, before, ExportJob("job1", "PROCESSING"), T1).status
+    elif change == "failing":
+        after = state.advance(export, before, ExportJob("job1", "FAILING"), T1).status
+    else:
+        before = copying()
+        after = copying_with(f"{before['message']}; waiting: no node")
+    assert after != before
+    assert state.write_now(before, after, since_written=0.1)

@@ -10,7 +10,7 @@ import pytest
 
 from pinpoint_export_operator.config import AssumeRoleSettings, ExportDefaults, RoleRule
 from pinpoint_export_operator.exports import tenancy
-from pinpoint_export_operator.exports.reconciler import ExportReconciler
+from pinpoint_export_operator.exports.reconciler import ExportReconciler, _Run
 from pinpoint_export_operator.exports.state import EnsureCopyJob, PollExportJob
 from pinpoint_export_operator.runtime.aws import AwsCalls
 from pinpoint_export_operator.runtime.errors import MAX_MESSAGE
@@ -158,5 +158,6 @@ def test_the_preflight_refuses_a_role_outside_the_mapping_as_terminal() -> None:
 @pytest.mark.parametrize("action", [PollExportJob("job-1"), EnsureCopyJob(5)])
 def test_later_steps_refuse_too_when_the_mapping_narrowed(action: Any) -> None:
     """An export begun under a wider mapping polls and copies no more once it is narrowed."""
-    refused = asyncio.run(reconciler(TEAM_A)._perform(make_export(), action))
+    run = _Run(make_export(), {}, {}, resource_version="1")
+    refused = asyncio.run(reconciler(TEAM_A)._perform(run, action))
     assert getattr(refused, "reason", None) == "RoleNotAllowed"
