@@ -139,10 +139,12 @@ class Kube:
         return CopyJob(name=meta["name"], created=True)
 
     def observe_copy_job(
-        self, namespace: str, name: str, job: Json | None = None
+        self, namespace: str, name: str, job: Json | None = None, look_at_pods: bool = True
     ) -> CopyJob | CopyJobMissing:
-        """The Job and its pods; `job`: the Job as a watch event just delivered it (not read
-        again)."""
+        """The Job, and its pods when they can say more: the copier's summary once the Job
+        finished; while it runs, why no pod is ready, if `look_at_pods` (listing the pods of
+        every running Job at every poll was the operator's most frequent call at 500
+        exports). `job`: the Job as a watch event just delivered it (not read again)."""
         if job is None:
             try:
                 job = self._kube.get(namespaced("batch/v1", namespace, "jobs", name))
@@ -150,12 +152,14 @@ class Kube:
                 if error.status == 404:
                     return CopyJobMissing(name)
                 raise
+        observed = _copy_job(job, summary=None)
+        if observed.finished is None and (observed.ready or not look_at_pods):
+            return replace(observed, waiting="" if observed.ready else None)
         pods = self._kube.get(
             namespaced("v1", namespace, "pods"), {"labelSelector": f"{JOB_NAME_LABEL}={name}"}
         )["items"]
-        observed = _copy_job(job, summary=None)
         if observed.finished is None:
-            # Why nothing runs yet, if it does not: unschedulable, image pull, bad config.
+            # Why nothing runs yet: unschedulable, image pull, bad config.
             return replace(observed, waiting=next(filter(None, map(_waiting, pods)), ""))
         # The copier's one-line JSON summary is its termination message.
         messages = [_termination(p) for p in pods]
@@ -234,6 +238,7 @@ def _copy_job(job: Json, summary: Json | None, pod_failure: str = "") -> CopyJob
         active=status.get("active") or 0,
         succeeded=status.get("succeeded") or 0,
         failed=status.get("failed") or 0,
+        ready=status.get("ready") or 0,
         finished=finished,  # type: ignore[arg-type]
         failure_message=failure,
         summary=summary,

@@ -62,6 +62,10 @@ CLOCK_SKEW = timedelta(minutes=5)
 # Kopf starts a new export's daemon, then adds its finalizer: the first claim waits (this long
 # at most) for the event that shows the finalizer, else its precondition is stale at once.
 FINALIZER_WAIT = 10.0
+# While no pod of a running copy Job is ready, its pods are looked at for why at most this
+# often (and first this long after the Job's creation): a waiting reason can wait that long,
+# and the pods of every copy Job listed at every poll were most of the calls at 500 exports.
+POD_LOOK_INTERVAL = 15.0
 
 
 # Who claims a create (status.exportJob.requestedBy): one value per operator process.
@@ -84,6 +88,7 @@ class _Run:
     pending: list[Event] = field(default_factory=list)
     phase_since: float | None = None  # monotonic; None if the phase began before this process
     keys: StaticCredentials | None = None  # the Secret's keys the last AWS call was made with
+    pods_looked_at: float = 0.0  # monotonic; see POD_LOOK_INTERVAL
 
 
 class ExportReconciler:
@@ -327,13 +332,17 @@ class ExportReconciler:
             return await self._aws.run(pinpoint.get_export_job, app, action.job_id)
         if isinstance(action, EnsureCopyJob):
             manifest = copy_job.build(export, self._defaults.copier, action.exported_endpoints)
+            run.pods_looked_at = time.monotonic()
             return await asyncio.to_thread(self._kube.ensure_copy_job, manifest)
         if isinstance(action, ObserveCopyJob):
             seen = self._seen_jobs.pop(export.uid, None)
             if seen is not None and seen["metadata"]["name"] != action.name:
                 seen = None
+            look = time.monotonic() - run.pods_looked_at >= POD_LOOK_INTERVAL
+            if look:
+                run.pods_looked_at = time.monotonic()
             return await asyncio.to_thread(
-                self._kube.observe_copy_job, export.namespace, action.name, seen
+                self._kube.observe_copy_job, export.namespace, action.name, seen, look
             )
         raise AssertionError(f"no action for an export in phase {action!r}")
 

@@ -84,7 +84,9 @@ class CopyJob:
     failure_message: str = ""
     summary: dict[str, Any] | None = None  # the copier's termination message
     created: bool = False
-    waiting: str = ""  # why its pod does not run yet (scheduling, image pull, config)
+    ready: int = 0
+    # Why its pod does not run yet (scheduling, image pull, config); None: not looked at.
+    waiting: str | None = ""
 
 
 @dataclass(frozen=True)
@@ -358,7 +360,10 @@ def _copy_job(export: Export, status: Status, job: CopyJob, now: str) -> Outcome
         return _succeed(export, new, job, now, events)
     destination = f"{export.spec['destination']['claimName']}/{export.output_path}"
     running = f"Copying the exported files to {destination}"
-    new["message"] = bounded(f"{running}; waiting: {job.waiting}") if job.waiting else running
+    if job.waiting is None and status.get("phase") == "Copying":
+        new["message"] = status.get("message", running)  # pods not looked at: it still stands
+    else:
+        new["message"] = bounded(f"{running}; waiting: {job.waiting}") if job.waiting else running
     if new["message"] != status.get("message"):
         new["conditions"] = _kstatus(new, "Reconciling", "Copying", new["message"], now, export)
         if job.waiting:

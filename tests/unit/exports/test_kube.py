@@ -230,3 +230,22 @@ def test_a_job_from_a_watch_event_is_not_read_again() -> None:
     assert getattr(observed, "finished", None) == "Complete"
     assert fake.gets == [pods]
     assert kube.observe_copy_job("ns", "copy-x").__class__.__name__ == "CopyJobMissing"
+
+
+@pytest.mark.parametrize(
+    ("status", "look", "listed", "waiting"),
+    [
+        ({"active": 1, "ready": 1}, True, False, ""),  # running: nothing to ask its pods
+        ({"active": 1}, False, False, None),  # not ready, not due: unknown, not listed
+        ({"active": 1}, True, True, ""),  # not ready and due: its pods say why, if they do
+        ({"conditions": [{"type": "Complete", "status": "True"}]}, False, True, ""),  # summary
+    ],
+)
+def test_pods_are_listed_only_when_they_can_say_more(
+    status: dict[str, Any], look: bool, listed: bool, waiting: str | None
+) -> None:
+    pods = namespaced("v1", "ns", "pods")
+    fake = CountingKubeJson({pods: {"items": []}})
+    observed = Kube(fake).observe_copy_job("ns", "copy-x", job(status), look)  # type: ignore[arg-type]
+    assert fake.gets == ([pods] if listed else [])
+    assert getattr(observed, "waiting", None) == waiting

@@ -332,6 +332,8 @@ def test_a_waiting_copy_pod_is_reported_once() -> None:
     assert [e.reason for e in first.events] == ["CopyPodWaiting"]
     again = state.advance(make_export(), first.status, waiting, T1)
     assert again.events == [] and again.status == first.status
+    unknown = CopyJob("nightly-copy", waiting=None)  # its pods not looked at
+    assert state.advance(make_export(), first.status, unknown, T1).status == first.status
     running = state.advance(make_export(), first.status, CopyJob("nightly-copy", active=1), T1)
     assert "waiting" not in running.status["message"]
 
