@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import platform
 import sys
 import threading
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import containers, runtime
+from .cgroups import PodsGroup
 from .kube import MERGE, STRATEGIC, TRANSIENT, ApiError, Informer, Json, Kube
 from .lifecycle import is_deleting, is_terminal
 from .node import ALLOCATABLE, MAX_PODS, POD_IP, Host
@@ -104,6 +106,8 @@ class Agent:
             work_dir=work_dir,
             isolate=runtime.isolation_available(),
             podman=containers.Podman.find(),
+            # Weighted by the machine's CPUs, not the allocatable the node reports.
+            cpu_group=PodsGroup.create(node_name, os.cpu_count() or 1),
             stop=self.stop,
             final_delete=self.final_delete,
         )
@@ -156,6 +160,8 @@ class Agent:
             if worker.thread.is_alive():
                 worker.thread.join()
         self._remove_containers()
+        if self.context.cpu_group is not None:
+            self.context.cpu_group.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _retry(self, action: Callable[[], str], what: str) -> str | None:

@@ -230,7 +230,11 @@ def isolate(spec: dict[str, Any]) -> None:
 
 
 def become(spec: dict[str, Any]) -> None:
-    os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])  # the pod's CPU weight, kept across exec
+    if spec["cgroup_procs"]:  # the container's CPU group, kept across exec and by children
+        with open(spec["cgroup_procs"], "w") as procs:
+            procs.write(str(os.getpid()))
+    else:
+        os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])  # the nearest weight a process has
     if os.geteuid() == 0:
         os.setgroups(spec["groups"])
         os.setresgid(spec["gid"], spec["gid"], spec["gid"])

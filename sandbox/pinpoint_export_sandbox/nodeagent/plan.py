@@ -49,15 +49,15 @@ class ContainerPlan:
     termination_message_path: str = DEFAULT_TERMINATION_MESSAGE_PATH
     fallback_to_logs: bool = False  # terminationMessagePolicy FallbackToLogsOnError
     start_error: str | None = None  # known before starting: nothing to run
-    nice: int = 0  # the CPU weight its request buys, see cpu_nice
+    cpu_shares: int = 2  # the cgroup weight the CPU request buys (the kubelet's minimum: 2)
+    cpu_limit: float | None = None  # CPUs, from limits.cpu (CFS quota)
+    nice: int = 0  # a process's CPU weight where it gets no CPU group, see cpu_nice
     # For a container (image_config set); a process has none of these.
     image_config: ImageConfig | None = None
     capabilities_add: tuple[str, ...] = ()
     capabilities_drop: tuple[str, ...] = ()
     privileged: bool = False
     seccomp: str = "Unconfined"  # the kubelet's default; or RuntimeDefault
-    cpu_shares: int = 2  # the cgroup weight the CPU request buys (the kubelet's minimum: 2)
-    cpu_limit: float | None = None  # CPUs, from limits.cpu (CFS quota)
     memory_limit: int | None = None  # bytes, from limits.memory
 
 
@@ -136,32 +136,35 @@ def plan_container(
     termination_log = Mount(
         f"{container_dir(pod_dir, container['name'])}/termination-log", termination_path
     )
+    cpu_limit, memory_limit = _limits(container)
+    common = {
+        "name": container["name"],
+        "image": image,
+        "argv": argv,
+        "uid": uid,
+        "groups": groups,
+        "hostname": pod["spec"].get("hostname") or pod["metadata"]["name"],
+        "read_only_root": bool(context.get("readOnlyRootFilesystem")),
+        "no_new_privileges": context.get("allowPrivilegeEscalation") is False,
+        "termination_message_path": termination_path,
+        "fallback_to_logs": container.get("terminationMessagePolicy") == "FallbackToLogsOnError",
+        "start_error": start_error,
+        "cpu_shares": cpu_shares(container),
+        "cpu_limit": cpu_limit,
+    }
     if image_config is not None:
-        cpu_limit, memory_limit = _limits(container)
         # The image's environment (PATH, HOME...) and HOSTNAME are the runtime's to add.
         return ContainerPlan(
-            name=container["name"],
-            image=image,
-            argv=argv,
+            **common,
             env=env,
             working_dir=container.get("workingDir") or image_config.working_dir or "/",
-            uid=uid,
             gid=gid,
-            groups=groups,
             mounts=(*container_mounts(container, volumes, env), termination_log),
-            hostname=pod["spec"].get("hostname") or pod["metadata"]["name"],
-            read_only_root=bool(context.get("readOnlyRootFilesystem")),
-            no_new_privileges=context.get("allowPrivilegeEscalation") is False,
-            termination_message_path=termination_path,
-            fallback_to_logs=container.get("terminationMessagePolicy") == "FallbackToLogsOnError",
-            start_error=start_error,
             image_config=image_config,
             capabilities_add=tuple(capabilities.get("add") or ()),
             capabilities_drop=tuple(capabilities.get("drop") or ()),
             privileged=bool(context.get("privileged")),
             seccomp=seccomp(pod, container),
-            cpu_shares=cpu_shares(container),
-            cpu_limit=cpu_limit,
             memory_limit=memory_limit,
         )
     # What the image would set: PATH (with the interpreter's bin first, as in the operator
@@ -172,24 +175,14 @@ def plan_container(
         "HOSTNAME": pod["metadata"]["name"],
     }
     return ContainerPlan(
-        name=container["name"],
-        image=image,
-        argv=argv,
+        **common,
         env={**image_env, **env},
         working_dir=container.get("workingDir") or "/",
-        uid=uid,
         gid=gid if gid is not None else 0,  # the launcher looks up no /etc/passwd
-        groups=groups,
         mounts=(
             *container_mounts(container, volumes, env),
             termination_log,
             *image_mounts(image, host),
         ),
-        hostname=pod["spec"].get("hostname") or pod["metadata"]["name"],
-        read_only_root=bool(context.get("readOnlyRootFilesystem")),
-        no_new_privileges=context.get("allowPrivilegeEscalation") is False,
-        termination_message_path=termination_path,
-        fallback_to_logs=container.get("terminationMessagePolicy") == "FallbackToLogsOnError",
-        start_error=start_error,
         nice=cpu_nice(container),
     )

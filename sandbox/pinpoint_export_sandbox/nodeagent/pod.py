@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import containers, runtime
+from .cgroups import PodsGroup
 from .errors import ConfigError, VolumeError
 from .fetch import fetch_sources
 from .images import ImageConfig
@@ -54,6 +55,7 @@ class Context:
     work_dir: Path
     isolate: bool  # mount namespaces (root) or plain processes
     podman: containers.Podman | None  # None: every pod runs as processes
+    cpu_group: PodsGroup | None  # None: processes are niced to their weight instead
     stop: threading.Event  # the agent is shutting down
     final_delete: Callable[[Json], None]  # the kubelet's last word on a deleted pod
 
@@ -360,6 +362,8 @@ class PodWorker:
         log.info("%s: container %s started (%s)", self.key, plan.name, process.container_id)
         self._publish()
         exit_code = process.wait()
+        if self.context.cpu_group is not None:
+            self.context.cpu_group.release(self._cpu_key(plan))
         reason, message = runtime.ending(plan, self.pod_dir, process, exit_code)
         log.info("%s: container %s exited with %d (%s)", self.key, plan.name, exit_code, reason)
         with self.cond:
@@ -374,7 +378,7 @@ class PodWorker:
         """Start the container's program: in a container of its image, else as a process."""
         podman = self.context.podman
         if plan.image_config is None or podman is None:
-            return runtime.start(plan, self.pod_dir, self.context.isolate)
+            return runtime.start(plan, self.pod_dir, self.context.isolate, self._cpu_group(plan))
         labels = {
             containers.SANDBOX_LABEL: str(self.context.work_dir),
             "io.kubernetes.pod.name": self.name,
@@ -385,6 +389,20 @@ class PodWorker:
         # The name the kubelet's docker integration gave containers: unique per attempt.
         name = f"k8s_{plan.name}_{self.name}_{self.namespace}_{self.uid}_{restarts}"
         return containers.start(podman, plan, self.pod_dir, name, labels)
+
+    def _cpu_key(self, plan: ContainerPlan) -> str:
+        return f"{self.uid}_{plan.name}"
+
+    def _cpu_group(self, plan: ContainerPlan) -> Path | None:
+        """The process's CPU group under the node's pods group, if there is one."""
+        group = self.context.cpu_group
+        if group is None:
+            return None
+        try:
+            return group.container(self._cpu_key(plan), plan.cpu_shares, plan.cpu_limit)
+        except OSError as error:
+            log.warning("%s: no CPU group for %s (%s): niced instead", self.key, plan.name, error)
+            return None
 
     def _finish(self) -> None:
         with self.cond:

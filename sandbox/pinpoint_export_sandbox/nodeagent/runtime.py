@@ -153,8 +153,11 @@ def prepare_files(plan: ContainerPlan, pod_dir: str) -> Path:
     return directory
 
 
-def start(plan: ContainerPlan, pod_dir: str, isolate: bool) -> Process:
-    """Start a container's program through the launcher; raises StartFailed with the reason."""
+def start(
+    plan: ContainerPlan, pod_dir: str, isolate: bool, cgroup_procs: Path | None = None
+) -> Process:
+    """Start a container's program through the launcher, in the CPU group whose
+    `cgroup.procs` is given (else niced); raises StartFailed with the reason."""
     if plan.start_error:
         raise StartFailed(plan.start_error)
     directory = prepare_files(plan, pod_dir)
@@ -175,6 +178,7 @@ def start(plan: ContainerPlan, pod_dir: str, isolate: bool) -> Process:
         "read_only_root": plan.read_only_root,
         "no_new_privileges": plan.no_new_privileges,
         "nice": plan.nice,
+        "cgroup_procs": str(cgroup_procs) if cgroup_procs else None,
         # The interpreter is on every container's PATH; a non-root user must reach it even
         # if it sits under a closed home directory.
         "traversable": [sys.executable] if plan.uid != 0 else [],

@@ -9,12 +9,14 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pinpoint_export_sandbox.nodeagent import runtime
+from pinpoint_export_sandbox.nodeagent.cgroups import PodsGroup, cpu_hierarchy
 from pinpoint_export_sandbox.nodeagent.node import Host
 from pinpoint_export_sandbox.nodeagent.plan import plan_container
 from pinpoint_export_sandbox.nodeagent.podspec import Sources, TokenRef
@@ -49,7 +51,13 @@ class Ran:
         self.exit_code, self.message, self.log = exit_code, message, log
 
 
-def run(tmp_path: Path, container: dict[str, Any], sources: Sources = SOURCES, **spec: Any) -> Ran:
+def run(
+    tmp_path: Path,
+    container: dict[str, Any],
+    sources: Sources = SOURCES,
+    cgroup_procs: Path | None = None,
+    **spec: Any,
+) -> Ran:
     """Plan, set up and run a one-container pod to completion."""
     pod = {
         "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
@@ -60,7 +68,7 @@ def run(tmp_path: Path, container: dict[str, Any], sources: Sources = SOURCES, *
     context = spec.get("securityContext") or {}
     runtime.materialize(volumes.values(), context.get("fsGroup"), None)
     plan = plan_container(pod, pod["spec"]["containers"][0], volumes, sources, HOST, pod_dir)
-    process = runtime.start(plan, pod_dir, isolate=True)
+    process = runtime.start(plan, pod_dir, isolate=True, cgroup_procs=cgroup_procs)
     exit_code = process.wait()
     message = runtime.termination_message(plan, pod_dir, process, exit_code)
     return Ran(exit_code, message, (tmp_path / "pod" / "main.log").read_text())
@@ -189,3 +197,31 @@ def test_stopping_signals_the_whole_process_group(tmp_path: Path) -> None:
         return False
 
     wait_for(group_gone, 10, "the container's process group to exit")
+
+
+@pytest.fixture
+def pods_group() -> Iterator[PodsGroup]:
+    hierarchy = cpu_hierarchy(Path("/proc/self/mountinfo").read_text())
+    if os.geteuid() != 0 or hierarchy is None:
+        pytest.skip("needs root and a cgroup v1 cpu hierarchy")
+    group = PodsGroup.create("unit-test", 2)
+    assert group is not None
+    yield group
+    group.close()
+    assert not group.path.exists()
+
+
+def test_a_process_runs_in_its_containers_group_weighted_and_capped(
+    tmp_path: Path, pods_group: PodsGroup
+) -> None:
+    assert (pods_group.path / "cpu.shares").read_text().strip() == "2048"
+    procs = pods_group.container("u_main", shares=102, cpu_limit=0.25)
+    group = procs.parent
+    assert (group / "cpu.shares").read_text().strip() == "102"
+    assert (group / "cpu.cfs_quota_us").read_text().strip() == "25000"
+    relative = "/" + str(group.relative_to(cpu_hierarchy(Path("/proc/self/mountinfo").read_text())))
+    ran = run(tmp_path, sh("grep -E ':cpu[,:]' /proc/self/cgroup"), cgroup_procs=procs)
+    assert ran.exit_code == 0, ran.log
+    assert ran.log.strip().endswith(relative), ran.log
+    pods_group.release("u_main")
+    assert not group.exists()
