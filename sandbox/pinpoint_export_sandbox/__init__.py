@@ -16,4 +16,6 @@ wheel or image. It depends on the operator package; the operator never imports i
 - `testing`: the pytest fixtures (a pytest plugin): `sandbox`, `api`, `namespace`, ...
 """
 
-__version__ = "0.1.0"
+from pinpoint_export_operator import __version__  # the release the sandbox proves
+
+__all__ = ["__version__"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import pinpoint_export_sandbox
 from pinpoint_export_operator import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,10 @@ def build_wheel(files: list[Path], base: Path, out: Path) -> zipfile.ZipFile:
 def metadata(wheel: zipfile.ZipFile) -> dict[str, list[str]]:
     (name,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
     message = Parser().parsestr(wheel.read(name).decode())
-    return {key: message.get_all(key) or [] for key in ("Name", "Version", "Requires-Dist")}
+    return {
+        key: message.get_all(key) or []
+        for key in ("Name", "Version", "Requires-Dist", "License-File")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +67,9 @@ def operator_wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
 @pytest.fixture(scope="module")
 def sandbox_wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     sandbox = ROOT / "sandbox"
-    files = [sandbox / "pyproject.toml", sandbox / "README.md", sandbox / "pinpoint_export_sandbox"]
+    files = [
+        sandbox / f for f in ("pyproject.toml", "README.md", "LICENSE", "pinpoint_export_sandbox")
+    ]
     return build_wheel(files, sandbox, tmp_path_factory.mktemp("sandbox"))
 
 
@@ -75,7 +81,7 @@ def test_the_operator_wheel_holds_only_the_operator(operator_wheel: zipfile.ZipF
     assert not [m for m in modules if "sandbox" in m or "emulator" in m or "nodeagent" in m]
     meta = metadata(operator_wheel)
     assert meta["Name"] == ["pinpoint-export-operator"]
-    assert meta["Version"] == [__version__]
+    assert meta["Version"] == [__version__] and meta["License-File"] == ["LICENSE"]
     required = " ".join(meta["Requires-Dist"])
     assert "kopf" in required and "boto3" in required
     assert "cryptography" not in required
@@ -92,7 +98,7 @@ def test_the_sandbox_wheel_holds_the_rest(sandbox_wheel: zipfile.ZipFile) -> Non
     for module in ("emulator/app.py", "nodeagent/agent.py", "controlplane.py", "pki.py"):
         assert f"pinpoint_export_sandbox/{module}" in modules
     meta = metadata(sandbox_wheel)
-    assert meta["Version"] == [__version__]
+    assert meta["Version"] == [__version__] and meta["License-File"] == ["LICENSE"]
     assert f"pinpoint-export-operator=={__version__}" in meta["Requires-Dist"]
     assert any(r.startswith("cryptography") for r in meta["Requires-Dist"])
 
@@ -101,7 +107,7 @@ def test_the_version_is_written_once() -> None:
     operator = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert operator["dynamic"] == ["version"] and "version" not in operator
     sandbox = tomllib.loads((ROOT / "sandbox" / "pyproject.toml").read_text())["project"]
-    assert sandbox["version"] == __version__
+    assert sandbox["version"] == __version__ == pinpoint_export_sandbox.__version__
     assert f"pinpoint-export-operator=={__version__}" in sandbox["dependencies"]
     chart = yaml.safe_load((ROOT / "charts/pinpoint-export-operator/Chart.yaml").read_text())
     assert chart["appVersion"] == __version__

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pinpoint_export_operator.runtime.timestamps import now
+
 from . import containers, runtime
 from .cgroups import PodsGroup
 from .kube import MERGE, STRATEGIC, TRANSIENT, ApiError, Informer, Json, Kube
@@ -42,7 +44,7 @@ def _micro_now() -> str:
 
 
 def node_status(name: str, kubelet_version: str, since: str) -> Json:
-    at = runtime.timestamp()
+    at = now()
 
     def condition(kind: str, ok: bool, reason: str, message: str) -> Json:
         return {
@@ -94,7 +96,7 @@ class Agent:
         self.pending: set[str] = set()  # uids being bound or finally deleted
         self.placed: set[str] = set()  # uids of this node's pods that are not over
         self.waiting: dict[str, Json] = {}  # schedulable pods for which the node has no room
-        self.since = runtime.timestamp()
+        self.since = now()
         self.labels = {
             "kubernetes.io/hostname": node_name,
             "kubernetes.io/os": "linux",

@@ -34,11 +34,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pinpoint_export_operator.runtime.timestamps import now
 from pinpoint_export_sandbox.binaries import CACHE_DIR
 
 from .images import ImageConfig
 from .plan import ContainerPlan
-from .runtime import StartFailed, prepare_files, timestamp
+from .runtime import StartFailed, prepare_files
 from .volumes import container_dir
 
 CONFIG_FILES = {
@@ -278,7 +279,7 @@ def start(
         raise StartFailed(_podman_error(created.stderr))
     container_id = cidfile.read_text().strip()
     log = Path(pod_dir) / f"{plan.name}.log"
-    started_at = timestamp()
+    started_at = now()
     try:
         with log.open("ab") as out:
             offset = log.stat().st_size

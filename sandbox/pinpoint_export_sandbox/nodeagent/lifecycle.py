@@ -7,9 +7,10 @@ backs off first, and how a container lost with a previous agent ended. Pure, lik
 
 from __future__ import annotations
 
-import datetime
+from pinpoint_export_operator.runtime import timestamps
+from pinpoint_export_operator.runtime.timestamps import now
 
-from .status import Json, Terminated, now
+from .status import Json, Terminated
 
 INITIAL_BACKOFF = 1.0  # the kubelet's is 10s to 5min; shorter suits tests and demos
 MAX_BACKOFF = 30.0
@@ -26,18 +27,10 @@ def is_deleting(pod: Json) -> bool:
     return bool(pod["metadata"].get("deletionTimestamp"))
 
 
-def _epoch(stamp: str) -> float:
-    return (
-        datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
-        .replace(tzinfo=datetime.UTC)
-        .timestamp()
-    )
-
-
 def active_deadline(pod: Json, start_time: str) -> float | None:
     """When the pod's activeDeadlineSeconds run out (epoch seconds); None without a deadline."""
     seconds = pod["spec"].get("activeDeadlineSeconds")
-    return None if seconds is None else _epoch(start_time) + seconds
+    return None if seconds is None else timestamps.parse(start_time).timestamp() + seconds
 
 
 def grace_period(pod: Json, agent_stopping: bool) -> float:

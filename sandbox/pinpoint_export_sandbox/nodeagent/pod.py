@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pinpoint_export_operator.runtime.timestamps import now
+
 from . import containers, runtime
 from .cgroups import PodsGroup
 from .errors import ConfigError, VolumeError
@@ -40,7 +42,7 @@ from .node import Host
 from .plan import ContainerPlan, plan_container
 from .podspec import Sources
 from .publish import publish_status
-from .status import ContainerStatus, Running, State, Terminated, Waiting, now, pod_status
+from .status import ContainerStatus, Running, State, Terminated, Waiting, pod_status
 from .volumes import Volume, plan_volumes
 
 log = logging.getLogger(__name__)
@@ -350,7 +352,7 @@ class PodWorker:
             process = self._start(plan, status.restart_count)
         except runtime.StartFailed as error:
             log.warning("%s: container %s cannot start: %s", self.key, plan.name, error)
-            at = runtime.timestamp()
+            at = now()
             self._set_state(plan.name, Terminated(128, "StartError", at, at, str(error)))
             return 128, 0.0
         with self.cond:
@@ -368,9 +370,7 @@ class PodWorker:
         log.info("%s: container %s exited with %d (%s)", self.key, plan.name, exit_code, reason)
         with self.cond:
             del self.processes[plan.name]
-            status.state = Terminated(
-                exit_code, reason, process.started_at, runtime.timestamp(), message
-            )
+            status.state = Terminated(exit_code, reason, process.started_at, now(), message)
         self._publish()
         return exit_code, time.monotonic() - began
 

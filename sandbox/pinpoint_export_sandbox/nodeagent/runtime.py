@@ -12,7 +12,6 @@ an OCI container (`containers`). One pod's files live in its directory:
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import shutil
@@ -24,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from pinpoint_export_operator.runtime.timestamps import now
 
 from . import launcher
 from .errors import VolumeError
@@ -37,10 +38,6 @@ MAX_LOG_LINES = 80
 
 class StartFailed(Exception):
     """The container's program could not be started (kubelet's StartError)."""
-
-
-def timestamp() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def isolation_available() -> bool:
@@ -191,7 +188,7 @@ def start(
     spec_file.touch(mode=0o600)
     spec_file.write_text(json.dumps(spec, indent=1))
     log = Path(pod_dir) / f"{plan.name}.log"
-    started_at = timestamp()
+    started_at = now()
     try:
         with log.open("ab") as out:
             offset = log.stat().st_size

@@ -5,18 +5,15 @@ Pure, so the rules are unit-tested; the pod worker keeps one `ContainerStatus` p
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pinpoint_export_operator.runtime.timestamps import now
+
 from .node import POD_IP
 
 Json = dict[str, Any]
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
