@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "pinpoint-export-operator"
 # CRDs the chart ships that are not the project's API: Kopf's, for peering.
 CHART_ONLY_CRDS = {"kopf-peerings.yaml"}
+KINDS = ("PinpointExport", "PinpointExportSchedule")
 
 
 def load_yaml(path: Path) -> Any:
@@ -122,3 +123,37 @@ def test_every_value_is_in_the_schema_and_the_schema_has_no_unused_key() -> None
 def test_schema_refuses_invalid_values(values: dict[str, Any], jsonschema: Any) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(values, schema())
+
+
+def test_the_readme_names_only_files_and_values_that_exist() -> None:
+    """Paths are the chart's or the repository's (`<Kind>` standing for each kind); a dotted
+    name that starts with a top-level value must be a value."""
+    readme = (CHART / "README.md").read_text()
+    names = re.findall(r"`([^`\s]+)`", readme)
+    paths = [n for n in names if "/" in n and not n.startswith("pinpoint.exports.dev/v")]
+    assert "integrations/argocd/argocd-cm.yaml" in paths
+    for path in paths:
+        pattern = path.replace("<Kind>", "*").rstrip("/")
+        assert list(CHART.glob(pattern)) or list(ROOT.glob(pattern)), path
+    values = load_yaml(CHART / "values.yaml")
+    for name in (n for n in names if re.fullmatch(r"[a-z]\w*(\.\w+)*", n)):
+        keys = name.split(".")
+        if keys[0] not in values:
+            continue
+        node = values
+        for key in keys:
+            assert isinstance(node, dict) and key in node, f"{name}: not a value"
+            node = node[key]
+
+
+def test_the_readme_installs_the_argocd_checks_as_the_patch_file_says() -> None:
+    readme = (CHART / "README.md").read_text()
+    patch = ROOT / "integrations" / "argocd" / "argocd-cm.yaml"
+    command = "kubectl -n argocd patch configmap argocd-cm --patch-file " + str(
+        patch.relative_to(ROOT)
+    )
+    assert command in readme
+    assert command in patch.read_text(), "the patch file's own instructions differ"
+    keys = set(load_yaml(patch)["data"])
+    key = re.search(r"`(resource\.customizations\.health\.[^`]+_)<Kind>`", readme)
+    assert key and {f"{key.group(1)}{kind}" for kind in KINDS} == keys
