@@ -264,6 +264,9 @@ class ExportReconciler:
         if not run.preflight_done:
             refused = await self._preflight(export)
             if refused is not None:
+                # Waiting for what the preflight lacks can outlast the claim: another replica
+                # may claim meanwhile, so the create that follows claims anew (preconditioned).
+                run.claimed = False
                 return refused
             run.preflight_done = True
         if not run.claimed and not await self._claim(run, export_state.claim(run.status, caller)):

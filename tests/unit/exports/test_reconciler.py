@@ -1,0 +1,201 @@
+"""The export reconciler against a fake API server and a fake Pinpoint: the claims it writes
+and the creates it makes, with one replica or two sharing the same export."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from pinpoint_export_operator import api
+from pinpoint_export_operator.config import ExportDefaults
+from pinpoint_export_operator.exports import reconciler as reconciler_module
+from pinpoint_export_operator.exports.kube import Kube
+from pinpoint_export_operator.exports.reconciler import IDENTITY, ExportReconciler, _Run
+from pinpoint_export_operator.exports.state import Caller, Export, Outcome
+from pinpoint_export_operator.runtime import events as events_module
+from pinpoint_export_operator.runtime import timestamps
+from pinpoint_export_operator.runtime.kube_json import Json, namespaced
+from pinpoint_export_operator.runtime.objects import own_status
+from pinpoint_export_operator.runtime.wakeups import Wakeups
+
+from .test_state import T0, make_export
+
+STANDBY = "standby/2"  # a second replica's identity
+
+
+def merged(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the API server applies one."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merged(result.get(key), value)
+    return result
+
+
+class FakeApi:
+    """The API server as the Kube adapter calls it (KubeJson's methods), holding one export:
+    status patches preconditioned on a stale resourceVersion get 409, as the real one does."""
+
+    def __init__(self, export: Export) -> None:
+        self.export = export
+        self.path = namespaced(api.API_VERSION, export.namespace, api.EXPORTS, export.name)
+        meta = {
+            "namespace": export.namespace,
+            "name": export.name,
+            "uid": export.uid,
+            "creationTimestamp": export.creation_timestamp,
+            "resourceVersion": "1",
+        }
+        self.objects: dict[str, Json] = {self.path: {"metadata": meta, "spec": export.spec}}
+        self.claims: list[tuple[str, str]] = []  # (requestedBy, requestedAt) written
+        self.add("persistentvolumeclaims", export.spec["destination"]["claimName"])
+
+    def add(self, resource: str, name: str) -> None:
+        self.objects[namespaced("v1", self.export.namespace, resource, name)] = {}
+
+    def get(self, path: str, query: dict[str, str] | None = None) -> Json:
+        if path not in self.objects:
+            raise client.ApiException(status=404, reason="Not Found")
+        return copy.deepcopy(self.objects[path])
+
+    def request(self, method: str, path: str, **_: Any) -> Json:
+        return {}  # the copy Job's dry run: accepted
+
+    def merge_patch(self, path: str, body: Json) -> Json:
+        obj = self.objects[path.removesuffix("/status")]
+        version = obj["metadata"]["resourceVersion"]
+        if body.get("metadata", {}).get("resourceVersion") not in (None, version):
+            raise client.ApiException(status=409, reason="Conflict")
+        obj["status"] = merged(obj.get("status"), body["status"])
+        obj["metadata"]["resourceVersion"] = str(int(version) + 1)
+        job = body["status"].get("exportJob", {})
+        if "requestedAt" in job and "metadata" in body:
+            self.claims.append((job["requestedBy"], job["requestedAt"]))
+        return copy.deepcopy(obj)
+
+
+class FakePinpoint:
+    """Pinpoint's export calls as the boto3 client takes them, shared by the replicas."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Json] = []  # newest first, as Pinpoint lists them
+        self.listings: list[str | None] = []  # the Token of each GetExportJobs
+
+    def create_export_job(self, ApplicationId: str, ExportJobRequest: Json) -> Json:
+        job = {
+            "Id": f"job-{len(self.jobs) + 1}",
+            "JobStatus": "CREATED",
+            "Definition": ExportJobRequest,
+            "CreationDate": clock.now(),
+        }
+        self.jobs.insert(0, job)
+        return {"ExportJobResponse": job}
+
+    def get_export_jobs(self, ApplicationId: str, PageSize: str, Token: str | None = None) -> Json:
+        self.listings.append(Token)
+        return {"ExportJobsResponse": {"Item": list(self.jobs)}}
+
+
+class FakeAws:
+    """AwsCalls without threads: `waiting` runs once a call has its slot, before the call
+    (the time the wait for a free thread took, what happened meanwhile)."""
+
+    def __init__(self, pinpoint: FakePinpoint) -> None:
+        self.pinpoint = pinpoint
+        self.waiting: list[Callable[[], None]] = []
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        while self.waiting:
+            self.waiting.pop(0)()
+        return fn(*args, **kwargs)
+
+    def client(self, service: str, identity: Any, *, retries: bool = True) -> FakePinpoint:
+        return self.pinpoint
+
+    def close(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = timestamps.parse(T0)
+
+    def now(self) -> str:
+        return timestamps.format(self.at)
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+clock = Clock()
+
+
+@pytest.fixture(autouse=True)
+def fake_clock_and_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock.at = timestamps.parse(T0)
+    monkeypatch.setattr(reconciler_module, "now", clock.now)
+    monkeypatch.setattr(events_module.kopf, "event", lambda *_, **__: None)
+
+
+class Replica:
+    """One operator process's reconciler and its view of the export."""
+
+    def __init__(self, fake: FakeApi, pinpoint: FakePinpoint, identity: str = IDENTITY) -> None:
+        self.fake = fake
+        self.aws = FakeAws(pinpoint)
+        self.reconciler = ExportReconciler(Kube(fake), self.aws, ExportDefaults(), Wakeups())  # type: ignore[arg-type]
+        self.identity = identity
+        obj = fake.get(fake.path)
+        self.run = _Run(fake.export, own_status(obj), own_status(obj), "")
+        self.run.resource_version = obj["metadata"]["resourceVersion"]
+
+    def start(self) -> None:
+        asyncio.run(self.reconciler._start(self.run))
+
+    def step(self) -> Outcome | None:
+        """One pass of the daemon's loop, without its wait: act, decide, commit."""
+        run = self.run
+        caller = Caller(self.identity, clock.now(), run.nothing_created)
+        outcome = asyncio.run(self.reconciler._step(run, caller))
+        if outcome is not None:
+            run.status = outcome.status
+            run.pending += outcome.events
+            asyncio.run(self.reconciler._commit({}, run))  # type: ignore[arg-type]
+        return outcome
+
+
+def reason(outcome: Outcome | None) -> str | None:
+    return None if outcome is None else outcome.status["conditions"][-1]["reason"]
+
+
+def created(pinpoint: FakePinpoint, export: Export) -> int:
+    return sum(job["Definition"]["S3UrlPrefix"] == export.s3_url for job in pinpoint.jobs)
+
+
+def test_a_refused_preflight_drops_the_claim_so_two_replicas_create_once() -> None:
+    """Both replicas wait for a missing claim (PVC); once it exists, the one whose claim was
+    written before the wait must claim again, and lose to the other's newer claim."""
+    export = make_export()
+    fake, pinpoint = FakeApi(export), FakePinpoint()
+    fake.objects.pop(namespaced("v1", export.namespace, "persistentvolumeclaims", "exports"))
+    first = Replica(fake, pinpoint)
+    first.start()  # records the run and claims the first create
+    assert reason(first.step()) == "ClaimNotFound"
+    clock.advance(61)  # the first replica's claim has expired: the standby may go on
+    standby = Replica(fake, pinpoint, STANDBY)
+    assert reason(standby.step()) == "ClaimNotFound"
+    fake.add("persistentvolumeclaims", "exports")  # GitOps creates it
+    assert standby.step() is not None
+    assert first.step() is None  # its claim is written again, against a stale version: 409
+    assert created(pinpoint, export) == 1
+    assert [by for by, _ in fake.claims] == [IDENTITY, STANDBY]
