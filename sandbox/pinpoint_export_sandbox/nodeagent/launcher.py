@@ -229,12 +229,17 @@ def isolate(spec: dict[str, Any]) -> None:
     os.chdir(working_dir)
 
 
-def become(spec: dict[str, Any]) -> None:
-    if spec["cgroup_procs"]:  # the container's CPU group, kept across exec and by children
+def weigh(spec: dict[str, Any]) -> None:
+    """The container's CPU weight: its CPU group (kept across exec and by its children), else
+    the nearest nice value. Before isolation, whose root may hide /sys or make it read-only."""
+    if spec["cgroup_procs"]:
         with open(spec["cgroup_procs"], "w") as procs:
             procs.write(str(os.getpid()))
     else:
-        os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])  # the nearest weight a process has
+        os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])
+
+
+def become(spec: dict[str, Any]) -> None:
     if os.geteuid() == 0:
         os.setgroups(spec["groups"])
         os.setresgid(spec["gid"], spec["gid"], spec["gid"])
@@ -261,6 +266,7 @@ def main() -> None:
     error_fd: int = spec["error_fd"]
     try:
         os.umask(0o022)
+        weigh(spec)
         if spec["isolate"]:
             isolate(spec)
         elif os.path.isdir(spec["working_dir"]):

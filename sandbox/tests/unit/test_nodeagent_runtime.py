@@ -220,7 +220,10 @@ def test_a_process_runs_in_its_containers_group_weighted_and_capped(
     assert (group / "cpu.shares").read_text().strip() == "102"
     assert (group / "cpu.cfs_quota_us").read_text().strip() == "25000"
     relative = "/" + str(group.relative_to(cpu_hierarchy(Path("/proc/self/mountinfo").read_text())))
-    ran = run(tmp_path, sh("grep -E ':cpu[,:]' /proc/self/cgroup"), cgroup_procs=procs)
+    # As a copy pod runs: a read-only root (which makes /sys read-only too), not root.
+    restricted = {"securityContext": {"readOnlyRootFilesystem": True, "runAsUser": 65532}}
+    script = sh("grep -E ':cpu[,:]' /proc/self/cgroup")
+    ran = run(tmp_path, {**script, **restricted}, cgroup_procs=procs)
     assert ran.exit_code == 0, ran.log
     assert ran.log.strip().endswith(relative), ran.log
     pods_group.release("u_main")
