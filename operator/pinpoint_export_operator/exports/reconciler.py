@@ -17,7 +17,7 @@ import asyncio
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, cast
 
@@ -38,6 +38,7 @@ from pinpoint_export_operator.exports.state import (
     EnsureCopyJob,
     EnsureExportJob,
     Export,
+    ExportJob,
     Observation,
     ObserveCopyJob,
     Outcome,
@@ -46,7 +47,13 @@ from pinpoint_export_operator.exports.state import (
     WaitForClaim,
 )
 from pinpoint_export_operator.runtime import events, metrics, timestamps
-from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, StaticCredentials, classify
+from pinpoint_export_operator.runtime.aws import (
+    ATTEMPT_SECONDS,
+    AwsCalls,
+    Identity,
+    StaticCredentials,
+    classify,
+)
 from pinpoint_export_operator.runtime.backoff import backoff
 from pinpoint_export_operator.runtime.errors import CloudError, kubernetes_error
 from pinpoint_export_operator.runtime.events import Event
@@ -288,21 +295,31 @@ class ExportReconciler:
             if found is not None:
                 return found
         creator = Pinpoint(self._aws.client("pinpoint", identity, retries=False))
-        try:
-            created = await self._aws.run(
-                creator.create_export_job,
-                app,
-                spec["roleArn"],
-                action.s3_url,
-                segment,
-                spec.get("segmentVersion"),
+
+        def create() -> ExportJob | None:
+            # Judged once a thread is free: waiting for one counts against the claim too.
+            if not export_state.claim_holds(run.status, now(), ATTEMPT_SECONDS):
+                return None
+            return creator.create_export_job(
+                app, spec["roleArn"], action.s3_url, segment, spec.get("segmentVersion")
             )
-        except Exception as error:
-            failure = classify(error, "CreateExportJob")
-            # Refused outright, nothing was made; otherwise the next attempt looks first.
-            run.nothing_created = not failure.ambiguous
-            return failure
-        return created
+
+        while True:
+            try:
+                created = await self._aws.run(create)
+            except Exception as error:
+                failure = classify(error, "CreateExportJob")
+                # Refused outright, nothing was made; otherwise the next attempt looks first.
+                run.nothing_created = not failure.ambiguous
+                return failure
+            if created is not None:
+                return created
+            # Too old to outlive the call: claim again. A write that succeeds proves that no
+            # one claimed since ours, so what the search found (or not) still stands.
+            if not await self._claim(
+                run, export_state.claim(run.status, replace(caller, now=now()))
+            ):
+                return None
 
     async def _preflight(self, export: Export) -> CloudError | None:
         """What would stop the run or the copy later, refused before Pinpoint runs."""

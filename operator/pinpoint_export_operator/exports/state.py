@@ -158,7 +158,8 @@ Action = EnsureExportJob | WaitForClaim | PollExportJob | EnsureCopyJob | Observ
 
 # How long a claim to create the Pinpoint job holds: longer than one CreateExportJob call can
 # last (the client's connect and read timeouts, one attempt), so that a claim older than this
-# means its call has ended, and its job, if any, is listed.
+# means its call has ended, and its job, if any, is listed. A create starts only while its
+# claim holds for a whole call (`claim_holds`).
 CLAIM_SECONDS = 60.0
 
 
@@ -225,6 +226,17 @@ def claim(status: Status, caller: Caller) -> Status:
         "requestedBy": caller.identity,
     }
     return new
+
+
+def claim_holds(status: Status, now: str, seconds: float) -> bool:
+    """Whether the claim in `status` still holds `seconds` from `now`. The Secret's read, the
+    search and the wait for a free thread come between a claim and its create: a create begun
+    on an older claim could still run when another replica takes the claim over."""
+    requested = status.get("exportJob", {}).get("requestedAt")
+    if not requested:
+        return False
+    age = (timestamps.parse(now) - timestamps.parse(requested)).total_seconds()
+    return age + seconds <= CLAIM_SECONDS
 
 
 def next_action(status: Status, caller: Caller) -> Action:

@@ -199,3 +199,38 @@ def test_a_refused_preflight_drops_the_claim_so_two_replicas_create_once() -> No
     assert first.step() is None  # its claim is written again, against a stale version: 409
     assert created(pinpoint, export) == 1
     assert [by for by, _ in fake.claims] == [IDENTITY, STANDBY]
+
+
+def test_a_claim_grown_too_old_before_the_create_is_written_again_first() -> None:
+    """The Secret's read, the search and the wait for a thread took 25 s: a create begun now
+    could outlast the claim (60 s, less one call's 40 s), so the claim is renewed first."""
+    export = make_export()
+    fake, pinpoint = FakeApi(export), FakePinpoint()
+    replica = Replica(fake, pinpoint)
+    replica.start()
+    replica.aws.waiting.append(lambda: clock.advance(25))
+    outcome = replica.step()
+    assert outcome is not None and outcome.status["phase"] == "Exporting"
+    assert fake.claims == [(IDENTITY, T0), (IDENTITY, "2026-11-28T10:00:25Z")]
+    assert pinpoint.jobs[0]["CreationDate"] == "2026-11-28T10:00:25Z"  # after the new claim
+    assert created(pinpoint, export) == 1
+
+
+def test_a_claim_taken_over_while_waiting_for_a_thread_creates_nothing() -> None:
+    export = make_export()
+    fake, pinpoint = FakeApi(export), FakePinpoint()
+    replica = Replica(fake, pinpoint)
+    replica.start()
+
+    def taken_over() -> None:
+        clock.advance(61)
+        status = {"exportJob": {"requestedBy": STANDBY, "requestedAt": clock.now()}}
+        version = fake.objects[fake.path]["metadata"]["resourceVersion"]
+        fake.merge_patch(
+            f"{fake.path}/status", {"metadata": {"resourceVersion": version}, "status": status}
+        )
+
+    replica.aws.waiting.append(taken_over)
+    assert replica.step() is None  # the renewed claim conflicts: decide again on what is there
+    assert created(pinpoint, export) == 0
+    assert replica.run.status["exportJob"]["requestedBy"] == STANDBY

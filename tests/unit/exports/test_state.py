@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from pinpoint_export_operator.exports.state import (
     ObserveCopyJob,
     PollExportJob,
 )
+from pinpoint_export_operator.runtime import timestamps
 
 T0 = "2026-11-28T10:00:00Z"
 STARTER = state.Caller("operator-a", T0, nothing_created=True)
@@ -379,3 +381,11 @@ def test_all_but_progress_is_written_at_once(change: str) -> None:
         after = copying_with(f"{before['message']}; waiting: no node")
     assert after != before
     assert state.write_now(before, after, since_written=0.1)
+
+
+@pytest.mark.parametrize(("age", "holds"), [(0, True), (20, True), (21, False)])
+def test_a_create_starts_only_on_a_claim_that_outlives_the_call(age: int, holds: bool) -> None:
+    claimed = state.claim({}, STARTER)  # at T0
+    at = timestamps.format(timestamps.parse(T0) + timedelta(seconds=age))
+    assert state.claim_holds(claimed, at, 40) is holds
+    assert not state.claim_holds({}, T0, 40)  # no claim at all
