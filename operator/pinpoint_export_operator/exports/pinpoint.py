@@ -83,7 +83,8 @@ class Pinpoint:
                     cursor.token = None
                     return parse_job(item, adopted=True)
             cursor.token = jobs.get("NextToken")
-            if not cursor.token or all(_older(item, created_after) for item in items):
+            # An empty page says nothing of age: only a token's absence ends the list there.
+            if not cursor.token or (items and all(_older(i, created_after) for i in items)):
                 cursor.token = None  # searched to the end: the next search starts afresh
                 return None
 

@@ -18,7 +18,6 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from typing import Any, cast
 
 import kopf
@@ -46,7 +45,7 @@ from pinpoint_export_operator.exports.state import (
     Status,
     WaitForClaim,
 )
-from pinpoint_export_operator.runtime import events, metrics, timestamps
+from pinpoint_export_operator.runtime import events, metrics
 from pinpoint_export_operator.runtime.aws import (
     ATTEMPT_SECONDS,
     AwsCalls,
@@ -60,11 +59,6 @@ from pinpoint_export_operator.runtime.events import Event
 from pinpoint_export_operator.runtime.objects import own_status, plain
 from pinpoint_export_operator.runtime.timestamps import now
 from pinpoint_export_operator.runtime.wakeups import Stopped, Wakeups, wait_for_wakeup
-
-# Clocks of the cluster and of AWS may disagree: a run's job may carry a CreationDate a little
-# before the run's startTime, and the search for it must not stop short of it.
-CLOCK_SKEW = timedelta(minutes=5)
-
 
 # Kopf starts a new export's daemon, then adds its finalizer: the first claim waits (this long
 # at most) for the event that shows the finalizer, else its precondition is stale at once.
@@ -283,13 +277,12 @@ class ExportReconciler:
         identity = await self._identity(run)
         if action.search:
             pinpoint = Pinpoint(self._aws.client("pinpoint", identity))
-            started = timestamps.parse(run.status.get("startTime") or caller.now)
             found = await self._aws.run(
                 pinpoint.find_export_job,
                 app,
                 segment,
                 action.s3_url,
-                started - CLOCK_SKEW,
+                export_state.search_cutoff(export, run.status),
                 run.cursor,
             )
             if found is not None:

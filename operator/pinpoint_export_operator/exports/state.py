@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from pinpoint_export_operator import api
@@ -237,6 +238,18 @@ def claim_holds(status: Status, now: str, seconds: float) -> bool:
         return False
     age = (timestamps.parse(now) - timestamps.parse(requested)).total_seconds()
     return age + seconds <= CLAIM_SECONDS
+
+
+# Clocks of the cluster and of AWS may disagree: a run's job may carry a CreationDate a little
+# before the run's startTime, and the search for it must not stop short of it.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def search_cutoff(export: Export, status: Status) -> datetime:
+    """The search for a run's job stops at jobs older than this: the run's start, else (a run
+    recorded by an earlier version, without one) the export's creation, less clock skew."""
+    started = status.get("startTime") or export.creation_timestamp
+    return timestamps.parse(started) - CLOCK_SKEW
 
 
 def next_action(status: Status, caller: Caller) -> Action:

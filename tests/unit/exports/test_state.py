@@ -389,3 +389,12 @@ def test_a_create_starts_only_on_a_claim_that_outlives_the_call(age: int, holds:
     at = timestamps.format(timestamps.parse(T0) + timedelta(seconds=age))
     assert state.claim_holds(claimed, at, 40) is holds
     assert not state.claim_holds({}, T0, 40)  # no claim at all
+
+
+def test_the_search_cutoff_is_the_runs_start_else_the_exports_creation() -> None:
+    skew = state.CLOCK_SKEW
+    started = {"startTime": T1}
+    assert state.search_cutoff(make_export(), started) == timestamps.parse(T1) - skew
+    # A run recorded by an earlier version has no startTime: not "now", which would stop
+    # the search before a job created minutes ago.
+    assert state.search_cutoff(make_export(), {}) == timestamps.parse(T0) - skew
