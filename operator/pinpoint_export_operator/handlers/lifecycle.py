@@ -37,24 +37,7 @@ KUBERNETES_THREADS = 32
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg: OperatorConfig = memo.config
-    settings.persistence.finalizer = api.FINALIZER
-    # Kopf's progress and diff-base records go into annotations by default; these objects
-    # are declared by GitOps tools, so keep Kopf's bookkeeping out of their metadata: in
-    # status.kopf.progress, .last-handled-configuration and .dummy (which Kopf writes to wake
-    # itself, e.g. to release a finalizer once a daemon stopped), kept by both CRDs' schemas.
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(name=KOPF_STATUS_KEY)
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(name=KOPF_STATUS_KEY)
-    # Our Events are explicit and one per transition; Kopf's own log lines are not Events.
-    settings.posting.level = logging.ERROR
-    # Resources and namespaces are known up front: no cluster-wide CRD or namespace listing,
-    # so the least-privilege RBAC of the chart needs neither.
-    settings.scanning.disabled = True
-    settings.watching.server_timeout = 300
-    settings.networking.request_timeout = 60
-    if cfg.peering:
-        settings.peering.name = cfg.peering
-        settings.peering.standalone = False
-        settings.peering.priority = cfg.peering_priority
+    apply_settings(settings, cfg)
 
     # Every Kubernetes call of the reconcilers runs in asyncio's default executor, which is
     # min(32, CPUs + 4) threads: 6 on two cores, a queue behind which hundreds of exports
@@ -64,10 +47,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     threads = max(KUBERNETES_THREADS, cfg.aws_concurrency) + SCHEDULES_API_POOL
     asyncio.get_running_loop().set_default_executor(metrics.MeasuredPool(threads, "kubernetes"))
     memo.loop_lag = asyncio.create_task(metrics.watch_loop_lag())
-    # Events say who posted them: this operator, and which replica (the pod's name).
-    settings.posting.reporting_component = api.MANAGER
-    settings.posting.reporting_instance = socket.gethostname()
-    settings.posting.event_name_prefix = f"{api.MANAGER}-"
 
     memo.exports = ExportReconciler(
         Kube(kube_json(threads)),
@@ -81,6 +60,34 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     metrics.REGISTRY.register(memo.inventory)
     if cfg.metrics_port:
         memo.metrics = await metrics.serve(cfg.metrics_port)
+
+
+def apply_settings(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> None:
+    """Kopf's settings for this operator: where its records go, what it posts as Events and
+    as whom, what it watches, and its peering."""
+    settings.persistence.finalizer = api.FINALIZER
+    # Kopf's progress and diff-base records go into annotations by default; these objects
+    # are declared by GitOps tools, so keep Kopf's bookkeeping out of their metadata: in
+    # status.kopf.progress, .last-handled-configuration and .dummy (which Kopf writes to wake
+    # itself, e.g. to release a finalizer once a daemon stopped), kept by both CRDs' schemas.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(name=KOPF_STATUS_KEY)
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(name=KOPF_STATUS_KEY)
+    # Our Events are explicit and one per transition; Kopf's own log lines are not Events.
+    settings.posting.level = logging.ERROR
+    # Events say who posted them: this operator, and which replica (the pod's name, which
+    # Kubernetes gives the container as its hostname).
+    settings.posting.reporting_component = api.MANAGER
+    settings.posting.reporting_instance = socket.gethostname()
+    settings.posting.event_name_prefix = f"{api.MANAGER}-"
+    # Resources and namespaces are known up front: no cluster-wide CRD or namespace listing,
+    # so the least-privilege RBAC of the chart needs neither.
+    settings.scanning.disabled = True
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    if cfg.peering:
+        settings.peering.name = cfg.peering
+        settings.peering.standalone = False
+        settings.peering.priority = cfg.peering_priority
 
 
 @kopf.on.probe(id="resources")
