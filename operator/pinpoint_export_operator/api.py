@@ -17,9 +17,52 @@ SCHEDULES = "pinpointexportschedules"
 MANAGER = "pinpoint-export-operator"
 # What Kopf adds to every export and schedule while their daemons run.
 FINALIZER = f"{GROUP}/finalizer"
+# On each copy Job until the operator has read its result (the copier's summary lives in its
+# pods' termination messages): a Job deleted before that (by its TTL, by hand) waits for it.
+COPY_JOB_FINALIZER = f"{GROUP}/copy-result"
 
 # A PinpointExport's phases after which nothing more happens to it.
 TERMINAL_PHASES = ("Succeeded", "Failed")
+# The reasons a PinpointExport's conditions can carry (all three carry the same one): its
+# progress, its success, and every error it retries or fails with. A bounded label of
+# /metrics; tests/unit/test_reasons.py holds it to the reasons the code sets.
+EXPORT_REASONS = frozenset(
+    {
+        # progress and success
+        "Creating",
+        "Exporting",
+        "Copying",
+        "Succeeded",
+        "EndpointCountMismatch",
+        # decided by the operator
+        "ClaimNotFound",
+        "ServiceAccountNotFound",
+        "CredentialsSecretNotFound",
+        "InvalidCredentialsSecret",
+        "CopierImageNotAllowed",
+        "RoleNotAllowed",
+        "CopyJobInvalid",
+        "CopyJobNameTaken",
+        "PinpointJobFailed",
+        "PiecesFailed",
+        "CopyFailed",
+        "ExportTimedOut",
+        # Pinpoint, STS and the API server, as classified
+        "Throttled",
+        "ServiceUnavailable",
+        "EndpointUnreachable",
+        "UnexpectedError",
+        "NotFound",
+        "AccessDenied",
+        "InvalidRequest",
+        "UnexpectedResponse",
+        "NoCredentials",
+        "NoRegion",
+        "InvalidSpec",
+        "KubernetesUnavailable",
+        "KubernetesRejected",
+    }
+)
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_EXPORT = f"{GROUP}/export"

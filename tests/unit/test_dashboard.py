@@ -124,6 +124,21 @@ def test_every_query_names_only_metrics_the_operator_exposes() -> None:
     assert not unknown, f"metrics /metrics does not serve: {sorted(unknown)}"
 
 
+def test_counts_of_objects_are_summed_per_replica() -> None:
+    """Every replica, a standby too, counts every object, by several labels (an export's phase
+    and reason): a panel sums a count per replica, over the labels it does not show, and then
+    shows one replica's, never the sum of all."""
+    counts = ("pinpoint_exports", "pinpoint_export_schedules")
+    for where, expr in queries(load()):
+        if where.startswith("variable"):
+            continue  # label_values() lists values, it does not count
+        for name in counts:
+            for found in re.finditer(rf"\b{name}\{{", expr):
+                summed = re.search(r"\bsum by \(([^)]*)\) \($", expr[: found.start()])
+                assert summed and "instance" in summed.group(1), f"{where}: {expr}"
+                assert expr.startswith("max"), f"{where}: replicas added up: {expr}"
+
+
 def test_ids_are_unique_and_the_layout_fits_the_grid() -> None:
     dashboard = load()
     ids = [panel["id"] for panel in dashboard["panels"]]

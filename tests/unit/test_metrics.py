@@ -14,8 +14,12 @@ from pinpoint_export_operator.runtime.inventory import Inventory
 from pinpoint_export_operator.runtime.kube_json import resource_of
 
 
-def export(uid: str, namespace: str, phase: str | None, start: str | None = None) -> Any:
+def export(
+    uid: str, namespace: str, phase: str | None, start: str | None = None, reason: str = ""
+) -> Any:
     status = {"phase": phase, "startTime": start} if phase else {}
+    if reason:
+        status["conditions"] = [{"type": t, "reason": reason} for t in ("Stalled", "Ready")]
     return {"metadata": {"uid": uid, "namespace": namespace, "name": uid}, "status": status}
 
 
@@ -36,21 +40,38 @@ def scrape(inventory: Inventory) -> str:
 def test_exports_are_counted_once_per_object_by_namespace_and_phase() -> None:
     inventory = Inventory()
     inventory.saw_export("ADDED", export("a", "team-a", None))
-    inventory.saw_export("MODIFIED", export("a", "team-a", "Exporting", "2026-11-28T10:00:00Z"))
-    inventory.saw_export("MODIFIED", export("a", "team-a", "Exporting", "2026-11-28T10:00:00Z"))
-    inventory.saw_export("ADDED", export("b", "team-a", "Exporting", "2026-11-28T09:00:00Z"))
-    inventory.saw_export("ADDED", export("c", "team-b", "Failed", "2026-11-28T08:00:00Z"))
-    inventory.saw_export("ADDED", export("d", "team-b", "Succeeded"))
-    inventory.saw_export("DELETED", export("d", "team-b", "Succeeded"))
+    exporting = export("a", "team-a", "Exporting", "2026-11-28T10:00:00Z", "Exporting")
+    inventory.saw_export("MODIFIED", exporting)
+    inventory.saw_export("MODIFIED", exporting)
+    inventory.saw_export(
+        "ADDED", export("b", "team-a", "Exporting", "2026-11-28T09:00:00Z", "Exporting")
+    )
+    inventory.saw_export(
+        "ADDED", export("c", "team-b", "Failed", "2026-11-28T08:00:00Z", "CopyFailed")
+    )
+    inventory.saw_export("ADDED", export("d", "team-b", "Succeeded", reason="Succeeded"))
+    inventory.saw_export("DELETED", export("d", "team-b", "Succeeded", reason="Succeeded"))
     text = scrape(inventory)
-    assert 'pinpoint_exports{namespace="team-a",phase="Exporting"} 2.0' in text
-    assert 'pinpoint_exports{namespace="team-b",phase="Failed"} 1.0' in text
+    assert 'pinpoint_exports{namespace="team-a",phase="Exporting",reason="Exporting"} 2.0' in text
+    assert 'pinpoint_exports{namespace="team-b",phase="Failed",reason="CopyFailed"} 1.0' in text
     assert "Succeeded" not in text
     # The oldest running export, for "stuck" alerts; finished ones do not count.
     oldest = 'pinpoint_export_oldest_active_start_timestamp_seconds{namespace="team-a"}'
     started = datetime(2026, 11, 28, 9, tzinfo=UTC).timestamp()  # b, the older of the two
     assert f"{oldest} {started:.7e}" in text
     assert 'oldest_active_start_timestamp_seconds{namespace="team-b"}' not in text
+
+
+def test_an_exports_reason_is_its_ready_conditions_and_only_a_known_one() -> None:
+    inventory = Inventory()
+    inventory.saw_export("ADDED", export("a", "ns", None))  # not written yet: no condition
+    inventory.saw_export("ADDED", export("b", "ns", "Exporting", reason="Throttled"))
+    inventory.saw_export("ADDED", export("c", "ns", "Exporting", reason="SomeLaterReason"))
+    text = scrape(inventory)
+    assert 'pinpoint_exports{namespace="ns",phase="Unknown",reason=""} 1.0' in text
+    assert 'pinpoint_exports{namespace="ns",phase="Exporting",reason="Throttled"} 1.0' in text
+    assert 'pinpoint_exports{namespace="ns",phase="Exporting",reason=""} 1.0' in text
+    assert "SomeLaterReason" not in text
 
 
 def test_schedules_by_status_and_per_schedule_times_only_when_asked() -> None:

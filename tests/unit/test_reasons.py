@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import pinpoint_export_operator
+from pinpoint_export_operator import api
 
 from .crd_schema import CRD_PATH, SCHEDULE_CRD_PATH, root_schema
 from .docs_tables import OPERATIONS, ROOT, code, section, tables
@@ -107,13 +108,13 @@ def event_reasons(kind: str) -> set[str]:
     return found
 
 
-def reasons_in_code(kind: str) -> set[str]:
+def reasons_in_code(kind: str, events: bool = True) -> set[str]:
     """Every reason of `kind`: first arguments of the error classes, the `reason` argument of
     any function that takes one, literals assigned to `reason`, the values of the tables of
-    error codes, and the reasons of the Events."""
+    error codes, and (with `events`) the reasons of the Events."""
     trees = modules(kind)
     positions = reason_positions(trees)
-    found = event_reasons(kind)
+    found = event_reasons(kind) if events else set()
     for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
@@ -184,3 +185,10 @@ def test_an_unreadable_reason_fails() -> None:
     with pytest.raises(AssertionError, match="cannot read"):
         for function in functions([tree]):
             strings(function.body[0].value.args[1], function)  # type: ignore[attr-defined]
+
+
+def test_the_metrics_label_knows_every_condition_reason_of_an_export() -> None:
+    """api.EXPORT_REASONS bounds pinpoint_exports' `reason` label: an export's reasons without
+    the Events-only ones (ExportJobCreated, CopyPodWaiting...)."""
+    assert reasons_in_code(EXPORT, events=False) == api.EXPORT_REASONS
+    assert "CopyPodWaiting" not in api.EXPORT_REASONS

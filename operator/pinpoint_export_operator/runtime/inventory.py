@@ -1,4 +1,5 @@
-"""What exists in the cluster, counted for /metrics: exports by phase, schedules by status.
+"""What exists in the cluster, counted for /metrics: exports by phase and reason, schedules by
+status.
 
 Fed by the watch events Kopf already receives (no extra API calls), read at scrape time by a
 Prometheus collector. Kept per object uid, so a repeated or out-of-order event never counts
@@ -23,6 +24,7 @@ from pinpoint_export_operator.runtime import timestamps
 class _Export:
     namespace: str
     phase: str  # "Unknown" before the operator's first write
+    reason: str  # the Ready condition's, one of api.EXPORT_REASONS; "" if none or another
     started: float | None  # status.startTime of an active export, as a Unix time
 
 
@@ -49,19 +51,21 @@ class Inventory(Collector):
         phase = status.get("phase") or "Unknown"
         active = phase not in api.TERMINAL_PHASES and status.get("startTime")
         started = _unix(status["startTime"]) if active else None
-        self._exports[meta["uid"]] = _Export(meta["namespace"], phase, started)
+        # A reason this operator does not set (another version's, a hand-edited status) is
+        # not a label value: the label's values stay the known set.
+        reason = _ready(status).get("reason", "")
+        reason = reason if reason in api.EXPORT_REASONS else ""
+        self._exports[meta["uid"]] = _Export(meta["namespace"], phase, reason, started)
 
     def saw_schedule(self, event: str | None, body: Mapping[str, Any]) -> None:
         meta, status = body["metadata"], body.get("status") or {}
         if event == "DELETED":
             self._schedules.pop(meta["uid"], None)
             return
-        conditions = status.get("conditions") or []
-        ready: Mapping[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
         self._schedules[meta["uid"]] = _Schedule(
             meta["namespace"],
             meta["name"],
-            ready.get("reason", "Unknown"),
+            _ready(status).get("reason", "Unknown"),
             _unix(status.get("lastSuccessfulTime")),
             _unix(status.get("lastScheduleTime")),
         )
@@ -69,13 +73,13 @@ class Inventory(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         exports = GaugeMetricFamily(
             "pinpoint_exports",
-            "PinpointExports by namespace and phase.",
-            labels=["namespace", "phase"],
+            "PinpointExports by namespace, phase and reason (their Ready condition's).",
+            labels=["namespace", "phase", "reason"],
         )
-        for (namespace, phase), count in Counter(
-            (e.namespace, e.phase) for e in self._exports.values()
+        for labels, count in Counter(
+            (e.namespace, e.phase, e.reason) for e in self._exports.values()
         ).items():
-            exports.add_metric([namespace, phase], count)
+            exports.add_metric(list(labels), count)
         yield exports
         oldest = GaugeMetricFamily(
             "pinpoint_export_oldest_active_start_timestamp_seconds",
@@ -115,6 +119,12 @@ class Inventory(Collector):
                 if value is not None:
                     family.add_metric([s.namespace, s.name], value)
             yield family
+
+
+def _ready(status: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The Ready condition of a status, or {}."""
+    conditions = status.get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
 
 
 def _unix(value: str | None) -> float | None:
