@@ -8,10 +8,15 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 from pinpoint_export_operator.runtime import metrics
 from pinpoint_export_operator.runtime.inventory import Inventory
 from pinpoint_export_operator.runtime.kube_json import resource_of
+
+from .docs_tables import OPERATIONS, ROOT, code, section, tables
+
+Metric = tuple[str, tuple[str, ...]]  # type, label names
 
 
 def export(
@@ -133,3 +138,53 @@ def test_a_measured_pool_records_each_calls_wait_for_a_thread() -> None:
         pool.shutdown()
     text = generate_latest(metrics.REGISTRY).decode()
     assert 'pinpoint_export_pool_wait_seconds_count{pool="test"} 3.0' in text
+
+
+def registered() -> dict[str, Metric]:
+    """The operator's metrics, by the name a scrape shows (a counter's with `_total`): those
+    of the registry, and the inventory's (the per-schedule ones included), each fed an object
+    so that its labels show."""
+    found: dict[str, Metric] = {}
+    # The registry lists its collectors only privately; ours are the metric objects in it.
+    for metric in list(metrics.REGISTRY._collector_to_names):
+        if isinstance(metric, MetricWrapperBase):
+            suffix = "_total" if metric._type == "counter" else ""
+            found[metric._name + suffix] = (metric._type, tuple(metric._labelnames))
+    inventory = Inventory(per_schedule=True)
+    inventory.saw_export("ADDED", export("a", "ns", "Exporting", "2026-11-28T10:00:00Z"))
+    times = {
+        "lastSuccessfulTime": "2026-11-28T10:00:00Z",
+        "lastScheduleTime": "2026-11-28T10:00:00Z",
+    }
+    inventory.saw_schedule("ADDED", schedule("1", "Scheduled", **times))
+    for family in inventory.collect():
+        found[family.name] = (family.type, tuple(family.samples[0].labels))
+    return found
+
+
+def documented(markdown: str) -> dict[str, Metric]:
+    """The first table with a `metric` column: labels are the backticked names outside
+    parentheses (which hold example values)."""
+    (rows,) = [rows for rows in tables(markdown) if "metric" in rows[0]][:1]
+    found: dict[str, Metric] = {}
+    for row in rows:
+        labels = tuple(code(re.sub(r"\([^)]*\)", "", row["labels"])))
+        for name in code(row["metric"]):
+            found[name] = (row["type"], labels)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("path", "heading"), [(OPERATIONS, "## Metrics"), (ROOT / "README.md", "## Monitoring")]
+)
+def test_every_metric_is_in_the_tables_of_the_docs_and_the_readme(path: Any, heading: str) -> None:
+    ours = registered()
+    assert len(ours) >= 18 and ours["pinpoint_exports"] == (
+        "gauge",
+        ("namespace", "phase", "reason"),
+    )
+    table = documented(section(path.read_text(), heading))
+    assert set(ours) - set(table) == set(), f"registered, missing from {path.name}"
+    assert set(table) - set(ours) == set(), f"in {path.name}, never registered"
+    wrong = {name: (table[name], ours[name]) for name in ours if table[name] != ours[name]}
+    assert not wrong, f"{path.name}: (documented, registered) type and labels differ: {wrong}"
