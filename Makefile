@@ -24,8 +24,8 @@ lint: $(VENV)/.synced  ## ruff, mypy, the import layers (.importlinter), the Git
 	lint-imports
 	actionlint=$$(tools/build.sh --which actionlint) && "$$actionlint" -no-color
 
-unit: $(VENV)/.synced  ## Unit tests: no servers (promtool, built first, tests the alert rules).
-	tools/build.sh promtool
+unit: $(VENV)/.synced  ## Unit tests: no servers (promtool and Helm, built first, test the alert rules).
+	tools/build.sh promtool helm3
 	pytest tests/unit sandbox/tests/unit -q
 
 e2e: $(VENV)/.synced tools image  ## The sandbox runs the operator and copy pods from the image.
