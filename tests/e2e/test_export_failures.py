@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -257,48 +258,63 @@ def test_a_binary_secret_value_is_named_and_never_shown(
 
 
 def test_a_copy_job_deleted_before_its_result_was_read_changes_nothing(
-    exports: Exports, emulator: EmulatorAdmin, operator: OperatorProcess, s3: S3Credentials
+    exports: Exports, emulator: EmulatorAdmin, operator: OperatorProcess
 ) -> None:
-    """Deleted by its TTL while the operator was down, and one of the run's objects expired
-    in S3 meanwhile: the Job is made again, and the copier finds the run complete: same
-    manifest, same files, `latest` where it was."""
+    """Deleted (as its TTL does: in the foreground, its pods first) while the operator was
+    down: its finalizer keeps the Job until the restarted operator has read it. The export
+    succeeds by the Job's condition, then the Job goes and is not made again: same files,
+    `latest` where it was, no second Pinpoint job."""
     emulator.seed(exports.app, 100)
     exports.apply("ttl")
     process.wait_for(
         lambda: exports.read("ttl").get("status", {}).get("phase") == "Copying", 120, "copying"
     )
     operator.kill()
+    batch = client.BatchV1Api(exports.api)
+    core = client.CoreV1Api(exports.api)
     try:
         job = exports.read("ttl")["status"]["copyJob"]["name"]
-        batch = client.BatchV1Api(exports.api)
         process.wait_for(
             lambda: (batch.read_namespaced_job(job, exports.namespace).status.succeeded or 0) >= 1,
             120,
             "the copy Job done",
         )
+        uid = batch.read_namespaced_job(job, exports.namespace).metadata.uid
         run_dir = exports.volume / "marketing/nightly"
         manifest = next(run_dir.glob("*/manifest.json"))
         before = manifest.read_bytes()
+        creates = emulator.counters().get("CreateExportJob")
         batch.delete_namespaced_job(job, exports.namespace, propagation_policy="Foreground")
-        bucket, _, prefix = exports.read("ttl")["status"]["exportJob"]["s3Url"][5:].partition("/")
-        listed = s3.client().list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
-        expired = next(o["Key"] for o in listed if o["Key"].endswith(".gz"))
-        s3.client().delete_object(Bucket=bucket, Key=expired)
         process.wait_for(
             lambda: (
-                not [
-                    j
-                    for j in batch.list_namespaced_job(exports.namespace).items
-                    if j.metadata.name == job
-                ]
+                not core.list_namespaced_pod(
+                    exports.namespace, label_selector=f"batch.kubernetes.io/job-name={job}"
+                ).items
             ),
             60,
-            "the copy Job gone",
+            "the copy Job's pods gone",
         )
+        held = batch.read_namespaced_job(job, exports.namespace).metadata
+        assert (held.uid, bool(held.deletion_timestamp)) == (uid, True)
+        assert names.COPY_JOB_FINALIZER in held.finalizers
     finally:
         operator.start()
     export = exports.wait("ttl", timeout=180)
-    assert export["status"]["phase"] == "Succeeded", export["status"]
-    assert export["status"]["output"]["files"] > 0
+    status = export["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["copyJob"]["name"] == job
+    assert "the copier's summary (files, bytes) was lost with its pods" in status["message"]
+
+    def jobs_named() -> list[Any]:
+        return [
+            j for j in batch.list_namespaced_job(exports.namespace).items if j.metadata.name == job
+        ]
+
+    process.wait_for(lambda: not jobs_named(), 60, "the copy Job gone once its result was read")
+    # Not made again: the operator has no reason left to look at it.
+    for _ in range(10):
+        assert not jobs_named()
+        time.sleep(0.5)
+    assert emulator.counters().get("CreateExportJob") == creates == 1
     assert manifest.read_bytes() == before
     assert (run_dir / "latest").resolve() == manifest.parent.resolve()

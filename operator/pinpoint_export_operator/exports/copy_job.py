@@ -141,6 +141,8 @@ def build(export: Export, defaults: CopierDefaults, exported_endpoints: int = 0)
             "ownerReferences": [
                 controller_reference(api.API_VERSION, "PinpointExport", export.name, export.uid)
             ],
+            # Its TTL may delete it while no operator runs: kept until its result is read.
+            "finalizers": [api.COPY_JOB_FINALIZER],
         },
         "spec": job_spec,
     }

@@ -135,7 +135,8 @@ class Kube:
                 transient=False,
             )
         if result.outcome is Created.ADOPTED:
-            return _copy_job(result.object, summary=None)
+            # Observed as any other: it may have finished, or be being deleted, meanwhile.
+            return self._observe(meta["namespace"], result.object)
         return CopyJob(name=meta["name"], created=True)
 
     def observe_copy_job(
@@ -152,6 +153,10 @@ class Kube:
                 if error.status == 404:
                     return CopyJobMissing(name)
                 raise
+        return self._observe(namespace, job, look_at_pods)
+
+    def _observe(self, namespace: str, job: Json, look_at_pods: bool = True) -> CopyJob:
+        name = job["metadata"]["name"]
         observed = _copy_job(job, summary=None)
         if observed.finished is None and (observed.ready or not look_at_pods):
             return replace(observed, waiting="" if observed.ready else None)
@@ -165,7 +170,42 @@ class Kube:
         messages = [_termination(p) for p in pods]
         summary = next((m[1] for m in messages if m and m[0] == 0 and m[1] is not None), None)
         failure = next((_copier_said(m[1], m[2]) for m in messages if m and m[0] != 0 and m[2]), "")
-        return _copy_job(job, summary=summary, pod_failure=failure)
+        return replace(_copy_job(job, summary, failure), pods_gone=not pods)
+
+    def release_copy_job(
+        self, namespace: str, name: str, finalizers: list[str] | None = None
+    ) -> None:
+        """Remove api.COPY_JOB_FINALIZER from the Job, and only it: a JSON patch that tests
+        the entry it removes, so that the others (the garbage collector's foregroundDeletion)
+        stay. `finalizers`: the Job's as last seen (else read). Nothing if the Job or the
+        finalizer is gone already."""
+        path = namespaced("batch/v1", namespace, "jobs", name)
+        for _ in range(3):  # the list changed under us (422): read it again
+            if finalizers is None:
+                try:
+                    finalizers = self._kube.get(path)["metadata"].get("finalizers") or []
+                except client.ApiException as error:
+                    if error.status == 404:
+                        return
+                    raise
+            if api.COPY_JOB_FINALIZER not in finalizers:
+                return
+            index = finalizers.index(api.COPY_JOB_FINALIZER)
+            entry = f"/metadata/finalizers/{index}"
+            patch = [
+                {"op": "test", "path": entry, "value": api.COPY_JOB_FINALIZER},
+                {"op": "remove", "path": entry},
+            ]
+            try:
+                self._kube.json_patch(path, patch)
+                return
+            except client.ApiException as error:
+                if error.status == 404:
+                    return
+                if error.status != 422:
+                    raise
+            finalizers = None
+        raise RuntimeError(f"Job {name}: its finalizers kept changing")
 
     def read_credentials(self, namespace: str, name: str) -> StaticCredentials:
         """The keys of the export's Secret: only the three it may hold are read, stripped of
@@ -216,6 +256,11 @@ class Kube:
         )
 
 
+def copy_job_status(job: Json) -> CopyJob:
+    """What a copy Job says of itself, its pods unread."""
+    return _copy_job(job, summary=None)
+
+
 def _copy_job(job: Json, summary: Json | None, pod_failure: str = "") -> CopyJob:
     status = job.get("status") or {}
     finished = None
@@ -233,8 +278,11 @@ def _copy_job(job: Json, summary: Json | None, pod_failure: str = "") -> CopyJob
         # words, so that what to change fits in the status message.
         reason = failure.split(":", 1)[0]
         failure = f"{reason}; copier said: {pod_failure}" if reason else pod_failure
+    meta = job["metadata"]
     return CopyJob(
-        name=job["metadata"]["name"],
+        name=meta["name"],
+        deleting=bool(meta.get("deletionTimestamp")),
+        finalizer=api.COPY_JOB_FINALIZER in (meta.get("finalizers") or ()),
         active=status.get("active") or 0,
         succeeded=status.get("succeeded") or 0,
         failed=status.get("failed") or 0,

@@ -28,7 +28,7 @@ from pinpoint_export_operator.config import ExportDefaults
 from pinpoint_export_operator.exports import copy_job, tenancy
 from pinpoint_export_operator.exports import state as export_state
 from pinpoint_export_operator.exports.credentials import SecretKeys
-from pinpoint_export_operator.exports.kube import CredentialsError, Kube
+from pinpoint_export_operator.exports.kube import CredentialsError, Kube, copy_job_status
 from pinpoint_export_operator.exports.pinpoint import Pinpoint, SearchCursor
 from pinpoint_export_operator.exports.state import (
     Action,
@@ -90,6 +90,7 @@ class _Run:
     phase_since: float | None = None  # monotonic; None if the phase began before this process
     keys: StaticCredentials | None = None  # the Secret's keys the last AWS call was made with
     pods_looked_at: float = 0.0  # monotonic; see POD_LOOK_INTERVAL
+    release: str | None = None  # the copy Job to let go of once the status is written
 
 
 class ExportReconciler:
@@ -112,18 +113,53 @@ class ExportReconciler:
         if uid in self._awaiting_finalizer:
             self.wakeups.poke(uid)
 
-    def copy_job_seen(self, event_type: str | None, job: kopf.Body) -> None:
+    async def copy_job_seen(self, event_type: str | None, job: kopf.Body, logger: Any) -> None:
         """A copy Job's event: wakes the daemons of its owners; the next observation of its
         controller uses the Job as the event has it rather than reading it again (a deleted
-        Job is read again, to be found missing)."""
+        Job is read again, to be found missing). A Job being deleted loses its finalizer here
+        once no daemon will read it (`export_state.copy_job_releasable`)."""
+        controller: dict[str, Any] | None = None
         for owner in job.metadata.get("ownerReferences", []):
             uid = owner["uid"]
-            if owner.get("controller") and self.wakeups.registered(uid):
-                if event_type == "DELETED":
-                    self._seen_jobs.pop(uid, None)
-                else:
-                    self._seen_jobs[uid] = plain(job)
+            if owner.get("controller"):
+                controller = owner
+                if self.wakeups.registered(uid):
+                    if event_type == "DELETED":
+                        self._seen_jobs.pop(uid, None)
+                    else:
+                        self._seen_jobs[uid] = plain(job)
             self.wakeups.poke(uid)
+        if event_type == "DELETED" or not job.metadata.get("deletionTimestamp"):
+            return
+        meta = job.metadata
+        try:
+            export = await self._export_of(meta["namespace"], controller)
+            if export_state.copy_job_releasable(copy_job_status(plain(job)), export):
+                await asyncio.to_thread(
+                    self._kube.release_copy_job,
+                    meta["namespace"],
+                    meta["name"],
+                    list(meta["finalizers"]),
+                )
+        except (client.ApiException, RuntimeError) as error:
+            # Tried again at the Job's next event, or when Kopf lists the Jobs again.
+            logger.warning(f"copy Job {meta['name']} keeps its finalizer: {error}")
+
+    async def _export_of(self, namespace: str, owner: dict[str, Any] | None) -> Status | None:
+        """The status of the export that controls a copy Job; None if it is gone or being
+        deleted (its daemon stops: no one will read the Job)."""
+        if owner is None:
+            return None
+        try:
+            obj = await asyncio.to_thread(self._kube.read_export, namespace, owner["name"])
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        meta = obj["metadata"]
+        if meta.get("uid") != owner["uid"] or meta.get("deletionTimestamp"):
+            return None
+        return cast(Status, own_status(obj))
 
     def close(self) -> None:
         self._aws.close()
@@ -160,12 +196,18 @@ class ExportReconciler:
                     continue  # another writer came first: decide again on what it wrote
                 run.status = outcome.status
                 run.pending += outcome.events
+                run.release = outcome.release or run.release
                 if outcome.again:
                     continue  # the next step is ready: write once, after it
-                if run.pending or export_state.write_now(
-                    run.written, run.status, time.monotonic() - run.written_at
+                if (
+                    run.pending
+                    or run.release
+                    or export_state.write_now(
+                        run.written, run.status, time.monotonic() - run.written_at
+                    )
                 ):
                     await self._commit(body, run)
+                    await self._let_go(run, logger)
                 if outcome.retry:
                     delay = backoff(attempt)
                     attempt += 1
@@ -177,6 +219,12 @@ class ExportReconciler:
                 if outcome.delay:
                     await self._reread(run)  # what the claim's holder recorded meanwhile
             await self._commit(body, run)
+            # A deletion of the copy Job begun since its last observation is in an event not
+            # read yet. (An event after this finds the final status: its handler lets go.)
+            late = self._seen_jobs.get(export.uid)
+            if late and export_state.copy_job_releasable(copy_job_status(late), run.status):
+                run.release = late["metadata"]["name"]
+            await self._let_go(run, logger)
         finally:
             metrics.ACTIVE.dec()
             self.wakeups.forget(export.uid)
@@ -400,6 +448,18 @@ class ExportReconciler:
         for event in run.pending:
             events.post(body, event)
         run.pending = []
+
+    async def _let_go(self, run: _Run, logger: Any) -> None:
+        """Remove the finalizer of the copy Job being deleted whose result (if any) the status
+        written holds."""
+        name, run.release = run.release, None
+        if name is None:
+            return
+        try:
+            await asyncio.to_thread(self._kube.release_copy_job, run.export.namespace, name)
+        except (client.ApiException, RuntimeError) as error:
+            # Tried again at the Job's next observation or event.
+            logger.warning(f"copy Job {name} keeps its finalizer: {error}")
 
 
 def _secret_name(export: Export) -> str | None:

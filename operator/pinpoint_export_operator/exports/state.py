@@ -88,6 +88,11 @@ class CopyJob:
     ready: int = 0
     # Why its pod does not run yet (scheduling, image pull, config); None: not looked at.
     waiting: str | None = ""
+    deleting: bool = False  # its deletionTimestamp is set
+    finalizer: bool = False  # it carries api.COPY_JOB_FINALIZER
+    # It finished, and no pod of it is left to tell what the copier said (deleted with the
+    # Job: the TTL controller deletes in the foreground).
+    pods_gone: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,9 @@ class Outcome:
     again: bool = False  # act again at once (the next step is ready), not after the interval
     retry: bool = False  # a transient error: come back after a backoff
     delay: float | None = None  # come back after this many seconds, not the poll interval
+    # The copy Job whose finalizer goes once this status is written: it is being deleted, and
+    # nothing more will be read from it.
+    release: str | None = None
 
 
 def is_active(status: Status | None) -> bool:
@@ -291,11 +299,31 @@ def advance(export: Export, status: Status, seen: Observation, now: str) -> Outc
         new["conditions"] = _kstatus(new, "Reconciling", "Creating", new["message"], now, export)
         return Outcome(new, delay=seen.seconds)
     if isinstance(seen, CopyJobMissing):
-        # Deleted behind our back (or never recorded): create it again; its name is stable.
+        # Its finalizer keeps a Job until its result is read: gone, it never finished, or the
+        # finalizer was removed by hand. Created again (same name); the copier resumes.
         new = copy.deepcopy(status)
         new["phase"] = "Exporting"
+        new["message"] = f"copy Job {seen.name} {GONE}: creating it again"
         return Outcome(new, again=True)
     return _copy_job(export, status, seen, now)
+
+
+GONE = (
+    "was gone before its result was read (deleted before it finished, or its finalizer "
+    f"{api.COPY_JOB_FINALIZER} removed by hand)"
+)
+
+
+def copy_job_releasable(job: CopyJob, export: Status | None) -> bool:
+    """Whether to remove the finalizer of a copy Job being deleted: no export will read its
+    result (`export` None: the export is gone, or being deleted), it has none (it did not
+    finish), or its export's status (as written) records it already."""
+    if not (job.deleting and job.finalizer):
+        return False
+    if export is None or not job.finished:
+        return True
+    recorded = export.get("copyJob", {}).get("name") == job.name
+    return recorded and export.get("phase") in api.TERMINAL_PHASES
 
 
 def timed_out(export: Export, status: Status, now: str) -> Outcome | None:
@@ -368,21 +396,36 @@ def _copy_job(export: Export, status: Status, job: CopyJob, now: str) -> Outcome
         new["phase"] = "Copying"
         verb = "Created" if job.created else "Adopted"
         exported = status.get("exportJob", {})
+        again = f" again: the previous one {GONE}" if "copyJob" in status else ""
         events.append(
             Event(
                 "Normal",
                 f"CopyJob{verb}",
-                f"Pinpoint exported {exported.get('totalProcessed', 0)} endpoints in "
-                f"{exported.get('totalPieces', 0)} pieces; {verb.lower()} copy Job {job.name}",
+                bounded(
+                    f"Pinpoint exported {exported.get('totalProcessed', 0)} endpoints in "
+                    f"{exported.get('totalPieces', 0)} pieces; {verb.lower()} copy Job "
+                    f"{job.name}{again}"
+                ),
             )
         )
     if job.finished == "Failed":
-        message = f"copy Job {job.name} failed: {job.failure_message or 'see its pods logs'}"
-        failed = _fail(export, new, "CopyFailed", message, now)
-        failed.events[:0] = events
-        return failed
-    if job.finished == "Complete":
-        return _succeed(export, new, job, now, events)
+        said = "no pod of it is left to tell what the copier said" if job.pods_gone else ""
+        detail = "; ".join(filter(None, (job.failure_message, said))) or "see its pods logs"
+        outcome = _fail(export, new, "CopyFailed", f"copy Job {job.name} failed: {detail}", now)
+        outcome.events[:0] = events
+    elif job.finished == "Complete":
+        outcome = _succeed(export, new, job, now, events)
+    else:
+        outcome = _copy_job_running(export, status, new, job, now, events)
+    # A Job being deleted is let go of once this status, which holds its result, is written.
+    if copy_job_releasable(job, outcome.status):
+        outcome.release = job.name
+    return outcome
+
+
+def _copy_job_running(
+    export: Export, status: Status, new: Status, job: CopyJob, now: str, events: list[Event]
+) -> Outcome:
     destination = f"{export.spec['destination']['claimName']}/{export.output_path}"
     running = f"Copying the exported files to {destination}"
     if job.waiting is None and status.get("phase") == "Copying":
@@ -409,19 +452,27 @@ def _succeed(
     output: OutputStatus = {
         "claimName": export.spec["destination"]["claimName"],
         "path": export.output_path,
-        "files": int(summary.get("files", 0)),
-        "bytes": int(summary.get("bytes", 0)),
         "manifest": f"{export.output_path}/manifest.json",
     }
+    endpoints = status.get("exportJob", {}).get("totalProcessed")
+    where = f"{output['claimName']}/{export.output_path}"
+    if job.pods_gone:
+        # The files are there (the Job completed); only the copier's counts are unknown.
+        status["message"] = (
+            f"Exported {endpoints or 0} endpoints in {where}; the copier's summary (files, "
+            "bytes) was lost with its pods"
+        )
+    else:
+        output["files"] = int(summary.get("files", 0))
+        output["bytes"] = int(summary.get("bytes", 0))
+        status["message"] = (
+            f"Exported {endpoints or 0} endpoints: {output['files']} files, "
+            f"{output['bytes']} bytes in {where}"
+        )
     lines = summary.get("lines")
     if isinstance(lines, int):  # None from a copier that does not count them
         output["lines"] = lines
     status["output"] = output
-    endpoints = status.get("exportJob", {}).get("totalProcessed")
-    status["message"] = (
-        f"Exported {endpoints or 0} endpoints: {output['files']} files, "
-        f"{output['bytes']} bytes in {output['claimName']}/{export.output_path}"
-    )
     warnings = []
     if "lines" in output and endpoints is not None and output["lines"] != endpoints:
         mismatch = (

@@ -35,10 +35,13 @@ async def reconcile_export(
 
 
 # Async, so that the wakeup (an asyncio.Event) is set on the event loop, not from Kopf's
-# thread pool where sync handlers run.
+# thread pool where sync handlers run. A Job being deleted also loses its finalizer here once
+# its result is recorded, or will never be (its export is finished, gone or being deleted).
 @kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_MANAGED_BY: api.MANAGER})
-async def copy_job_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.exports.copy_job_seen(type, body)
+async def copy_job_changed(
+    type: str | None, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    await memo.exports.copy_job_seen(type, body, logger)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.EXPORTS)

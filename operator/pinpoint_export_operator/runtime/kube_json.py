@@ -19,6 +19,7 @@ from kubernetes.client.rest import RESTResponse
 Json = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT = 30.0
 
 
@@ -87,6 +88,10 @@ class KubeJson:
 
     def merge_patch(self, path: str, body: Json) -> Json:
         return self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    def json_patch(self, path: str, operations: list[Json]) -> Json:
+        """RFC 6902: operations on exact places, e.g. one entry of a list, with a `test`."""
+        return self.request("PATCH", path, body=operations, content_type=JSON_PATCH)
 
     def delete(self, path: str, body: Json | None = None) -> Json:
         return self.request("DELETE", path, body=body)

@@ -47,6 +47,8 @@ def test_job_is_owned_named_and_fails_fast_on_permanent_errors() -> None:
     assert manifest["metadata"]["name"] == "nightly-copy"
     (owner,) = manifest["metadata"]["ownerReferences"]
     assert owner["uid"] == export.uid and owner["controller"] is True
+    # Kept until the operator read its result, whoever deletes it (its TTL, say) first.
+    assert manifest["metadata"]["finalizers"] == ["pinpoint.exports.dev/copy-result"]
     rule = manifest["spec"]["podFailurePolicy"]["rules"][0]
     assert rule["action"] == "FailJob"
     assert rule["onExitCodes"]["values"] == list(PERMANENT_EXIT_CODES)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from pinpoint_export_operator import api
 from pinpoint_export_operator.exports.copy_job import CONTAINER
 from pinpoint_export_operator.exports.kube import (
     CredentialsError,
@@ -17,6 +18,7 @@ from pinpoint_export_operator.exports.kube import (
     _termination,
     _waiting,
 )
+from pinpoint_export_operator.exports.state import CopyJob
 from pinpoint_export_operator.runtime.kube_json import namespaced
 
 
@@ -249,3 +251,72 @@ def test_pods_are_listed_only_when_they_can_say_more(
     observed = Kube(fake).observe_copy_job("ns", "copy-x", job(status), look)  # type: ignore[arg-type]
     assert fake.gets == ([pods] if listed else [])
     assert getattr(observed, "waiting", None) == waiting
+
+
+def test_a_finished_job_whose_pods_are_gone_says_so() -> None:
+    """The TTL controller deletes in the foreground: the pods, and the copier's summary in
+    their termination messages, go before the Job, which its finalizer keeps."""
+    pods = namespaced("v1", "ns", "pods")
+    complete = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+    deleted = job(complete)
+    deleted["metadata"].update(
+        deletionTimestamp="2026-11-28T10:00:00Z",
+        finalizers=["foregroundDeletion", api.COPY_JOB_FINALIZER],
+    )
+    observed = Kube(CountingKubeJson({pods: {"items": []}})).observe_copy_job(
+        "ns", "copy-x", deleted
+    )  # type: ignore[arg-type]
+    assert isinstance(observed, CopyJob)
+    assert (observed.finished, observed.pods_gone, observed.deleting, observed.finalizer) == (
+        "Complete",
+        True,
+        True,
+        True,
+    )
+    there = {pods: {"items": [pod(CONTAINER, {"exitCode": 0, "message": '{"files": 1}'})]}}
+    kept = Kube(CountingKubeJson(there)).observe_copy_job("ns", "copy-x", job(complete))  # type: ignore[arg-type]
+    assert isinstance(kept, CopyJob)
+    assert (kept.pods_gone, kept.deleting, kept.finalizer, kept.summary) == (
+        False,
+        False,
+        False,
+        {"files": 1},
+    )
+
+
+class PatchedJob(FakeKubeJson):
+    """One Job whose finalizers change as JSON patches (and others) say."""
+
+    PATH = namespaced("batch/v1", "ns", "jobs", "copy-x")
+
+    def __init__(self, finalizers: list[str] | None) -> None:
+        super().__init__({} if finalizers is None else {self.PATH: {"metadata": {}}})
+        self.finalizers = finalizers
+        self.patches: list[list[dict[str, Any]]] = []
+
+    def get(self, path: str, query: dict[str, str] | None = None) -> Any:
+        super().get(path)
+        return {"metadata": {"finalizers": list(self.finalizers or [])}}
+
+    def json_patch(self, path: str, operations: list[dict[str, Any]]) -> Any:
+        self.patches.append(operations)
+        if self.finalizers is None:
+            raise client.ApiException(status=404, reason="Not Found")
+        test, remove = operations
+        index = int(test["path"].rsplit("/", 1)[1])
+        if self.finalizers[index : index + 1] != [test["value"]]:
+            raise client.ApiException(status=422, reason="Unprocessable Entity")
+        assert remove == {"op": "remove", "path": test["path"]}
+        del self.finalizers[index]
+        return {}
+
+
+def test_the_copy_jobs_finalizer_is_removed_and_only_it() -> None:
+    fake = PatchedJob(["foregroundDeletion", api.COPY_JOB_FINALIZER])
+    # As last seen: before the garbage collector added foregroundDeletion in front of it.
+    Kube(fake).release_copy_job("ns", "copy-x", [api.COPY_JOB_FINALIZER])  # type: ignore[arg-type]
+    assert fake.finalizers == ["foregroundDeletion"]
+    assert len(fake.patches) == 2  # the first one's test failed (422): read again, at index 1
+    Kube(fake).release_copy_job("ns", "copy-x")  # type: ignore[arg-type]
+    assert len(fake.patches) == 2  # not there any more: nothing to patch
+    Kube(PatchedJob(None)).release_copy_job("ns", "copy-x", [api.COPY_JOB_FINALIZER])  # type: ignore[arg-type]

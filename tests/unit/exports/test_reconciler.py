@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import kopf
 import pytest
 from kubernetes import client
 
@@ -24,6 +25,7 @@ from pinpoint_export_operator.runtime.kube_json import Json, namespaced
 from pinpoint_export_operator.runtime.objects import own_status
 from pinpoint_export_operator.runtime.wakeups import Wakeups
 
+from . import test_state as state_tests
 from .test_state import T0, make_export
 
 STANDBY = "standby/2"  # a second replica's identity
@@ -58,7 +60,9 @@ class FakeApi:
         }
         self.objects: dict[str, Json] = {self.path: {"metadata": meta, "spec": export.spec}}
         self.claims: list[tuple[str, str]] = []  # (requestedBy, requestedAt) written
+        self.writes: list[str] = []  # "status", "create <path>", "finalizers <path>"
         self.add("persistentvolumeclaims", export.spec["destination"]["claimName"])
+        self.objects[namespaced("v1", export.namespace, "pods")] = {"items": []}
 
     def add(self, resource: str, name: str) -> None:
         self.objects[namespaced("v1", self.export.namespace, resource, name)] = {}
@@ -81,7 +85,28 @@ class FakeApi:
         job = body["status"].get("exportJob", {})
         if "requestedAt" in job and "metadata" in body:
             self.claims.append((job["requestedBy"], job["requestedAt"]))
+        self.writes.append("status")
         return copy.deepcopy(obj)
+
+    def create(self, collection: str, body: Json) -> Json:
+        path = f"{collection}/{body['metadata']['name']}"
+        self.writes.append(f"create {path}")
+        if path in self.objects:
+            raise client.ApiException(status=409, reason="Conflict")
+        self.objects[path] = copy.deepcopy(body)
+        return copy.deepcopy(body)
+
+    def json_patch(self, path: str, operations: list[Json]) -> Json:
+        if path not in self.objects:
+            raise client.ApiException(status=404, reason="Not Found")
+        finalizers = self.objects[path]["metadata"].setdefault("finalizers", [])
+        test, _ = operations  # test, then remove: the only patch the adapter sends
+        index = int(test["path"].rsplit("/", 1)[1])
+        if finalizers[index : index + 1] != [test["value"]]:
+            raise client.ApiException(status=422, reason="Unprocessable Entity")
+        del finalizers[index]
+        self.writes.append(f"finalizers {path}")
+        return copy.deepcopy(self.objects[path])
 
 
 class FakePinpoint:
@@ -234,3 +259,107 @@ def test_a_claim_taken_over_while_waiting_for_a_thread_creates_nothing() -> None
     assert replica.step() is None  # the renewed claim conflicts: decide again on what is there
     assert created(pinpoint, export) == 0
     assert replica.run.status["exportJob"]["requestedBy"] == STANDBY
+
+
+class Logger:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    warning = info
+
+
+class NeverStopped:
+    def __bool__(self) -> bool:
+        return False
+
+    async def wait(self) -> None:
+        await asyncio.Event().wait()
+
+
+def copy_job(export: Export, deleting: bool, *conditions: str) -> Json:
+    """The export's copy Job as the API server shows it; `conditions` True, e.g. Complete."""
+    meta: Json = {
+        "namespace": export.namespace,
+        "name": api.copy_job_name(export.name),
+        "ownerReferences": [{"uid": export.uid, "name": export.name, "controller": True}],
+        "finalizers": [api.COPY_JOB_FINALIZER],
+    }
+    if deleting:
+        meta["deletionTimestamp"] = T0
+        meta["finalizers"].insert(0, "foregroundDeletion")  # the TTL controller's propagation
+    status = {"conditions": [{"type": c, "status": "True"} for c in conditions]}
+    return {"metadata": meta, "status": status}
+
+
+def job_path(export: Export) -> str:
+    return namespaced("batch/v1", export.namespace, "jobs", api.copy_job_name(export.name))
+
+
+def copying(fake: FakeApi) -> None:
+    """The export Copying, as a daemon left it."""
+    status = state_tests.copying()
+    fake.merge_patch(f"{fake.path}/status", {"status": status})
+    fake.writes.clear()
+
+
+def test_the_daemon_writes_the_result_of_a_copy_job_being_deleted_then_lets_it_go() -> None:
+    """Its TTL deleted the Job (pods first, summary with them) while no operator ran: the
+    export succeeds by the Job's condition, and only then may the Job go; it is not made
+    again."""
+    export = make_export(pollIntervalSeconds=0)  # the daemon's last wait, after the result
+    fake = FakeApi(export)
+    copying(fake)
+    fake.objects[job_path(export)] = copy_job(export, True, "Complete")
+    reconciler = Replica(fake, FakePinpoint()).reconciler
+    asyncio.run(reconciler.run(fake.get(fake.path), NeverStopped(), Logger()))  # type: ignore[arg-type]
+    status = fake.objects[fake.path]["status"]
+    assert status["phase"] == "Succeeded"
+    assert "the copier's summary (files, bytes) was lost with its pods" in status["message"]
+    assert "files" not in status["output"]
+    assert fake.writes == ["status", f"finalizers {job_path(export)}"]  # result first
+    assert fake.objects[job_path(export)]["metadata"]["finalizers"] == ["foregroundDeletion"]
+
+
+@pytest.mark.parametrize(
+    ("export_status", "released"),
+    [
+        ({"phase": "Copying"}, False),  # its daemon has yet to read the result
+        ({"phase": "Succeeded", "copyJob": {"name": "nightly-copy"}}, True),  # recorded
+        (None, True),  # the export is gone
+        ("deleting", True),  # the export is being deleted: its daemon stops
+        ("replaced", True),  # an export of the same name, not the Job's controller
+    ],
+)
+def test_the_copy_job_handler_lets_go_of_a_job_being_deleted_whose_result_is_done_with(
+    export_status: Any, released: bool
+) -> None:
+    export = make_export()
+    fake = FakeApi(export)
+    obj = fake.objects[fake.path]
+    if export_status is None:
+        del fake.objects[fake.path]
+    elif export_status == "deleting":
+        obj["metadata"]["deletionTimestamp"] = T0
+    elif export_status == "replaced":
+        obj["metadata"]["uid"] = "another"
+    else:
+        obj["status"] = export_status
+    job = copy_job(export, True, "Complete")
+    fake.objects[job_path(export)] = copy.deepcopy(job)
+    reconciler = ExportReconciler(Kube(fake), FakeAws(FakePinpoint()), ExportDefaults(), Wakeups())  # type: ignore[arg-type]
+    asyncio.run(reconciler.copy_job_seen("MODIFIED", kopf.Body(job), Logger()))
+    kept = api.COPY_JOB_FINALIZER in fake.objects[job_path(export)]["metadata"]["finalizers"]
+    assert kept is not released
+    assert all(not write.startswith("create") for write in fake.writes)
+
+
+def test_the_copy_job_handler_leaves_a_job_not_being_deleted_alone() -> None:
+    export = make_export()
+    fake = FakeApi(export)
+    reconciler = ExportReconciler(Kube(fake), FakeAws(FakePinpoint()), ExportDefaults(), Wakeups())  # type: ignore[arg-type]
+    job = copy_job(export, False, "Complete")
+    asyncio.run(reconciler.copy_job_seen("MODIFIED", kopf.Body(job), Logger()))
+    assert fake.writes == []

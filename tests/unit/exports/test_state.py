@@ -249,10 +249,75 @@ def test_copy_job_running_updates_counts_only() -> None:
     assert outcome.events == []
 
 
-def test_missing_copy_job_is_created_again() -> None:
+def test_missing_copy_job_is_created_again_and_says_so() -> None:
+    """Its finalizer keeps a Job until its result is read: missing, it was deleted before it
+    finished or the finalizer was removed by hand. Made again, as before the finalizer."""
     outcome = state.advance(make_export(), copying(), CopyJobMissing("nightly-copy"), T1)
     assert outcome.again
+    assert "finalizer pinpoint.exports.dev/copy-result removed by hand" in outcome.status["message"]
     assert state.next_action(outcome.status, LATER) == EnsureCopyJob(exported_endpoints=7)
+    again = state.advance(make_export(), outcome.status, CopyJob("nightly-copy", created=True), T1)
+    (created,) = again.events
+    assert created.reason == "CopyJobCreated"
+    assert "created copy Job nightly-copy again: the previous one was gone" in created.message
+
+
+DELETING = {"deleting": True, "finalizer": True}
+
+
+@pytest.mark.parametrize(("finished", "phase"), [("Complete", "Succeeded"), ("Failed", "Failed")])
+def test_a_finished_copy_job_being_deleted_ends_the_export_and_is_let_go(
+    finished: Any, phase: str
+) -> None:
+    """Deleted by its TTL (foreground: its pods go first) before its result was read: the Job's
+    condition decides, the copier's words are missing, and the Job is never made again."""
+    job = CopyJob("nightly-copy", finished=finished, pods_gone=True, **DELETING)  # type: ignore[arg-type]
+    outcome = state.advance(make_export(), copying(), job, T1)
+    status = outcome.status
+    assert status["phase"] == phase
+    assert outcome.release == "nightly-copy"  # once this status is written
+    assert state.next_action(status, LATER) is None  # never created again
+    if phase == "Succeeded":
+        assert "files" not in status["output"] and "bytes" not in status["output"]
+        assert "the copier's summary (files, bytes) was lost with its pods" in status["message"]
+        assert condition(status, "Ready")["status"] == "True"
+    else:
+        assert "no pod of it is left to tell what the copier said" in status["message"]
+
+
+def test_a_copy_job_is_let_go_of_only_while_being_deleted() -> None:
+    complete = CopyJob("nightly-copy", finished="Complete", summary={"files": 1, "bytes": 2})
+    assert state.advance(make_export(), copying(), complete, T1).release is None
+    # Deleted before it finished: nothing to read, gone once let go of, then made again.
+    running = CopyJob("nightly-copy", active=1, **DELETING)  # type: ignore[arg-type]
+    outcome = state.advance(make_export(), copying(), running, T1)
+    assert (outcome.status["phase"], outcome.release) == ("Copying", "nightly-copy")
+
+
+@pytest.mark.parametrize(
+    ("job", "export", "released"),
+    [
+        (CopyJob("c", finished="Complete", **DELETING), None, True),  # export gone or deleting
+        (CopyJob("c", active=1, **DELETING), {"phase": "Copying"}, True),  # no result
+        (CopyJob("c", finished="Complete", **DELETING), {"phase": "Copying"}, False),
+        (
+            CopyJob("c", finished="Complete", **DELETING),
+            {"phase": "Succeeded", "copyJob": {"name": "c"}},
+            True,
+        ),
+        (
+            CopyJob("c", finished="Failed", **DELETING),
+            {"phase": "Failed", "copyJob": {"name": "other"}},
+            False,
+        ),
+        (CopyJob("c", finished="Complete", finalizer=True), None, False),  # not being deleted
+        (CopyJob("c", finished="Complete", deleting=True), None, False),  # not ours to remove
+    ],
+)
+def test_when_a_copy_job_being_deleted_is_let_go_of(
+    job: CopyJob, export: dict[str, Any] | None, released: bool
+) -> None:
+    assert state.copy_job_releasable(job, export) is released  # type: ignore[arg-type]
 
 
 def test_condition_transition_time_moves_only_on_flip() -> None:
