@@ -1,5 +1,7 @@
 """Health as GitOps tools read it, asked of live objects in every phase: kstatus (what Flux's
-health checks compute; tools/kstatus) and the Argo CD Lua checks (integrations/argocd).
+health checks compute; tools/kstatus) and the Argo CD Lua checks (integrations/argocd). What
+each must say is read from docs/operations.md's GitOps health tables (tests/unit/docs_tables.py,
+whose reading tests/unit/test_docs_tables.py checks without a cluster).
 
 With PPE_CAPTURE_TESTDATA=1 the objects verified here become the Lua checks' testdata and
 health_test.yaml, so that the unit tests run the checks on what the operator really writes.
@@ -12,6 +14,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,60 +43,44 @@ from .test_schedule import (
 
 pytestmark = pytest.mark.e2e
 
-_spec = importlib.util.spec_from_file_location("checks", ROOT / "integrations/argocd/checks.py")
-assert _spec is not None and _spec.loader is not None
-checks = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(checks)
-
 Obj = dict[str, Any]
-WAITING = "Waiting for the operator"
 CAPTURE = os.environ.get("PPE_CAPTURE_TESTDATA") == "1"
 
 
-def condition(obj: Obj, type_: str) -> Obj:
-    return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
+def load(name: str, path: Path) -> Any:
+    """A module of the repository that is not in a package on the path."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+checks = load("checks", ROOT / "integrations/argocd/checks.py")
+# docs/operations.md's GitOps health tables, read as the unit tests read them.
+docs_tables = load("docs_tables", ROOT / "tests/unit/docs_tables.py")
 
 
 @dataclass(frozen=True)
 class Expected:
     argocd: str  # hs.status
-    message: Callable[[Obj], str]  # where hs.message comes from
+    message: Callable[[Obj], str | None]  # where hs.message comes from
     kstatus: str  # kstatus' Status
 
 
-def waiting(obj: Obj) -> str:
-    return WAITING
-
-
-def status_message(obj: Obj) -> str:
-    return str(obj["status"]["message"])
-
-
-def ready_message(obj: Obj) -> str:
-    return str(condition(obj, "Ready")["message"])
-
-
-def stalled_message(obj: Obj) -> str:
-    return str(condition(obj, "Stalled")["message"])
-
-
-# kstatus reads an object without conditions as Current: so does Flux an export or a schedule
-# the operator has not written yet (docs/operations.md, GitOps health).
-EXPORTS = {
-    "created": Expected("Progressing", waiting, "Current"),
-    "pending": Expected("Progressing", status_message, "InProgress"),
-    "exporting": Expected("Progressing", status_message, "InProgress"),
-    "copying": Expected("Progressing", status_message, "InProgress"),
-    "succeeded": Expected("Healthy", status_message, "Current"),
-    "failed": Expected("Degraded", status_message, "Failed"),
-}
-SCHEDULES = {
-    "created": Expected("Progressing", waiting, "Current"),
-    "scheduled": Expected("Healthy", ready_message, "Current"),
-    "suspended": Expected("Suspended", ready_message, "Current"),
-    "invalid-time-zone": Expected("Degraded", stalled_message, "Failed"),
-    "last-run-failed": Expected("Degraded", stalled_message, "Failed"),
-}
+def expected(kind: str) -> dict[str, Expected]:
+    """Each case of `kind` as the docs' Argo CD and Flux tables say; kstatus reads an object
+    without conditions as Current, so does Flux one the operator has not written yet."""
+    argocd, flux = docs_tables.health_rows("Argo CD"), docs_tables.health_rows("Flux")
+    found = {}
+    for case, keys in docs_tables.CASES[kind].items():
+        row = docs_tables.row_of(argocd, kind, keys)
+        kstatus = docs_tables.row_of(flux, kind, keys).verdict("kstatus")
+        found[case] = Expected(
+            row.verdict("Argo CD health"), docs_tables.argocd_message(row), kstatus
+        )
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +193,7 @@ def test_exports_in_every_phase(
     exports.apply("pending")
     seen["pending"] = exports.wait("pending", "Pending")
 
-    verify(kstatus_binary, "PinpointExport", EXPORTS, seen)
+    verify(kstatus_binary, "PinpointExport", expected("PinpointExport"), seen)
 
 
 def test_schedules_in_every_state(
@@ -249,4 +236,4 @@ def test_schedules_in_every_state(
 
     seen["last-run-failed"] = process.wait_for(last_run_failed, 120, "LastRunFailed", interval=0.5)
 
-    verify(kstatus_binary, "PinpointExportSchedule", SCHEDULES, seen)
+    verify(kstatus_binary, "PinpointExportSchedule", expected("PinpointExportSchedule"), seen)

@@ -97,6 +97,10 @@ class HealthRow:
     keys: frozenset[str]  # the object column's backticked words, and NO_STATUS if it says so
     cells: Row
 
+    def verdict(self, column: str) -> str:
+        """A column's value without Markdown's emphasis (`**Current**`)."""
+        return self.cells[column].strip("*")
+
     def true_conditions(self) -> list[str]:
         """The conditions the object column names as `<Type>=True`."""
         return [key.removesuffix("=True") for key in sorted(self.keys) if key.endswith("=True")]
