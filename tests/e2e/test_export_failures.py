@@ -217,6 +217,25 @@ def test_a_missing_claim_is_waited_for_before_pinpoint_runs(
     assert exports.wait("early", timeout=180)["status"]["phase"] == "Succeeded"
 
 
+def test_a_misspelt_service_account_is_named_before_pinpoint_runs(
+    exports: Exports, emulator: EmulatorAdmin
+) -> None:
+    emulator.seed(exports.app, 10)
+    exports.apply("typo", copy={"serviceAccountName": "copier-typo"})
+    waiting = process.wait_for(
+        lambda: (
+            (s := exports.read("typo").get("status", {})).get("message", "").count("copier-typo")
+            and s
+        ),
+        60,
+        "the export naming the missing ServiceAccount",
+    )
+    assert waiting["phase"] == "Pending"
+    assert "spec.copy.serviceAccountName" in waiting["message"]
+    assert condition(exports.read("typo"), "Reconciling")["reason"] == "ServiceAccountNotFound"
+    assert emulator.counters().get("CreateExportJob", 0) == 0
+
+
 def replace_secret(exports: Exports, data: dict[str, bytes]) -> None:
     core = client.CoreV1Api(exports.api)
     secret = core.read_namespaced_secret("pinpoint-credentials", exports.namespace)

@@ -30,12 +30,14 @@ T = TypeVar("T")
 SESSION_NAME = "pinpoint-export-operator"  # of an AssumeRole that names no session
 # botocore's "standard" retry mode already backs off with jitter on throttling and 5xx; two
 # attempts keep a poll short, and the reconciler's own backoff covers longer trouble.
+# `total_max_attempts` counts the first attempt; botocore's `max_attempts` would not (it is
+# the number of retries: 2 meant three attempts).
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 30
 # How long one attempt of a call lasts at most: a claim on a create must outlive that much.
 ATTEMPT_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT
 CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 2},
+    retries={"mode": "standard", "total_max_attempts": 2},
     connect_timeout=CONNECT_TIMEOUT,
     read_timeout=READ_TIMEOUT,
 )

@@ -363,3 +363,37 @@ def test_the_copy_job_handler_leaves_a_job_not_being_deleted_alone() -> None:
     job = copy_job(export, False, "Complete")
     asyncio.run(reconciler.copy_job_seen("MODIFIED", kopf.Body(job), Logger()))
     assert fake.writes == []
+
+
+def test_a_copy_job_name_taken_by_another_owner_fails_the_export() -> None:
+    export = make_export()
+    fake = FakeApi(export)
+    fake.merge_patch(f"{fake.path}/status", {"status": state_tests.exporting("COMPLETED")})
+    foreign = copy_job(export, False)
+    foreign["metadata"]["ownerReferences"] = [{"uid": "someone-else", "controller": True}]
+    fake.objects[job_path(export)] = foreign
+    outcome = Replica(fake, FakePinpoint()).step()
+    assert outcome is not None and outcome.status["phase"] == "Failed"
+    assert reason(outcome) == "CopyJobNameTaken"
+    assert (
+        f"Job {api.copy_job_name(export.name)} exists and is not this export's"
+        in (outcome.status["message"])
+    )
+    assert fake.objects[job_path(export)] == foreign  # left as it was
+
+
+def test_a_misspelt_service_account_is_named_before_pinpoint_runs() -> None:
+    export = make_export(copy={"serviceAccountName": "copier-typo"})
+    fake, pinpoint = FakeApi(export), FakePinpoint()
+    fake.add("serviceaccounts", "copier")  # what was meant
+    replica = Replica(fake, pinpoint)
+    replica.start()
+    outcome = replica.step()
+    assert reason(outcome) == "ServiceAccountNotFound"
+    assert outcome is not None and outcome.status["phase"] == "Pending"
+    assert outcome.retry  # GitOps may create it a moment later
+    assert (
+        "spec.copy.serviceAccountName: serviceaccount marketing/copier-typo not found"
+        in (outcome.status["message"])
+    )
+    assert pinpoint.jobs == [] and pinpoint.listings == []
