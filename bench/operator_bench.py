@@ -235,7 +235,11 @@ def main() -> int:
             done = sum(p in ("Succeeded", "Failed") for p in phases)
             return items if done == args.exports else None
 
-        items = process.wait_for(finished, 1800, "all exports finished", interval=2, alive=operator)
+        # About a second per export on two cores, most of it the copy pods' own start.
+        timeout = max(1800, 1.5 * args.exports)
+        items = process.wait_for(
+            finished, timeout, "all exports finished", interval=2, alive=operator
+        )
         elapsed = time.monotonic() - started
         rss = peak_rss_mb(operator.pid)
         cpu = cpu_seconds(operator.pid)

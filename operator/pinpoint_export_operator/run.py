@@ -9,6 +9,7 @@ import argparse
 import logging
 
 from pinpoint_export_operator.config import add_arguments, config_from_args
+from pinpoint_export_operator.runtime.memory import cap_malloc_arenas
 
 __all__ = ["add_arguments", "main"]
 
@@ -36,6 +37,7 @@ def main(args: argparse.Namespace) -> int:
     )
     logging.getLogger().setLevel(cfg.log_level)
     quiet_sdk_logs(cfg.log_level)
+    cap_malloc_arenas()  # before Kopf and the pools start their threads
     kopf.run(
         clusterwide=not cfg.namespaces,
         namespaces=list(cfg.namespaces),
