@@ -3,7 +3,8 @@
 Decisions come from `export_state`; this module only performs the chosen action through the
 adapters, patches the status when (and only when) it changed, posts the Events, and waits:
 `pollIntervalSeconds` while Pinpoint works, a jittered backoff after a transient error, until
-another replica's claim on the create has expired, or until a copy Job event wakes it.
+another replica's claim on the create has expired, or, while its copy Job runs, until an event
+of the Job wakes it (with a slower look as a safety net).
 
 Exactly one Pinpoint job per export: before each CreateExportJob the status is patched with a
 claim (who, when) preconditioned on the resourceVersion this process last saw, so that of two
@@ -63,10 +64,6 @@ from pinpoint_export_operator.runtime.wakeups import Stopped, Wakeups, wait_for_
 # Kopf starts a new export's daemon, then adds its finalizer: the first claim waits (this long
 # at most) for the event that shows the finalizer, else its precondition is stale at once.
 FINALIZER_WAIT = 10.0
-# While no pod of a running copy Job is ready, its pods are looked at for why at most this
-# often (and first this long after the Job's creation): a waiting reason can wait that long,
-# and the pods of every copy Job listed at every poll were most of the calls at 500 exports.
-POD_LOOK_INTERVAL = 15.0
 
 
 # Who claims a create (status.exportJob.requestedBy): one value per operator process.
@@ -89,7 +86,7 @@ class _Run:
     pending: list[Event] = field(default_factory=list)
     phase_since: float | None = None  # monotonic; None if the phase began before this process
     keys: StaticCredentials | None = None  # the Secret's keys the last AWS call was made with
-    pods_looked_at: float = 0.0  # monotonic; see POD_LOOK_INTERVAL
+    pods_looked_at: float = 0.0  # monotonic; see export_state.POD_LOOK_SECONDS
     release: str | None = None  # the copy Job to let go of once the status is written
 
 
@@ -214,7 +211,8 @@ class ExportReconciler:
                     logger.info(f"retrying in {delay:.1f}s: {run.status.get('message')}")
                 else:
                     attempt = 0
-                    delay = outcome.delay or float(export.spec.get("pollIntervalSeconds", 15))
+                    poll = float(export.spec.get("pollIntervalSeconds", 15))
+                    delay = outcome.delay or outcome.wait or poll
                 await wait_for_wakeup(delay, wakeup, stopped)
                 if outcome.delay:
                     await self._reread(run)  # what the claim's holder recorded meanwhile
@@ -399,7 +397,7 @@ class ExportReconciler:
             seen = self._seen_jobs.pop(export.uid, None)
             if seen is not None and seen["metadata"]["name"] != action.name:
                 seen = None
-            look = time.monotonic() - run.pods_looked_at >= POD_LOOK_INTERVAL
+            look = time.monotonic() - run.pods_looked_at >= export_state.POD_LOOK_SECONDS
             if look:
                 run.pods_looked_at = time.monotonic()
             return await asyncio.to_thread(

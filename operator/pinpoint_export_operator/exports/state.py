@@ -168,6 +168,13 @@ Action = EnsureExportJob | WaitForClaim | PollExportJob | EnsureCopyJob | Observ
 # claim holds for a whole call (`claim_holds`).
 CLAIM_SECONDS = 60.0
 
+# While the copy Job runs, its events wake the export: the Job is read again without one only
+# this often, as a safety net (read at every poll, it was most of the operator's calls at 500
+# exports). Pods send no event to the export: while none is ready, they are looked at for why
+# (unschedulable, image pull) this often, first this long after the Job's creation.
+COPY_JOB_RECHECK_SECONDS = 60.0
+POD_LOOK_SECONDS = 30.0
+
 
 @dataclass
 class Outcome:
@@ -176,6 +183,7 @@ class Outcome:
     again: bool = False  # act again at once (the next step is ready), not after the interval
     retry: bool = False  # a transient error: come back after a backoff
     delay: float | None = None  # come back after this many seconds, not the poll interval
+    wait: float | None = None  # at most this long, not the poll interval, unless an event wakes
     # The copy Job whose finalizer goes once this status is written: it is being deleted, and
     # nothing more will be read from it.
     release: str | None = None
@@ -437,7 +445,7 @@ def _copy_job_running(
         if job.waiting:
             # Once per distinct reason: a pod that cannot start says why where users look.
             events.append(Event("Warning", "CopyPodWaiting", bounded(job.waiting)))
-    return Outcome(new, events)
+    return Outcome(new, events, wait=COPY_JOB_RECHECK_SECONDS if job.ready else POD_LOOK_SECONDS)
 
 
 def _succeed(

@@ -463,3 +463,13 @@ def test_the_search_cutoff_is_the_runs_start_else_the_exports_creation() -> None
     # A run recorded by an earlier version has no startTime: not "now", which would stop
     # the search before a job created minutes ago.
     assert state.search_cutoff(make_export(), {}) == timestamps.parse(T0) - skew
+
+
+def test_a_running_copy_job_is_looked_at_on_its_events_and_seldom_otherwise() -> None:
+    export = make_export()
+    running = state.advance(export, copying(), CopyJob("nightly-copy", active=1, ready=1), T1)
+    assert running.wait == state.COPY_JOB_RECHECK_SECONDS
+    starting = state.advance(export, copying(), CopyJob("nightly-copy", active=1), T1)
+    assert starting.wait == state.POD_LOOK_SECONDS  # its pods may say why it does not start
+    polling = state.advance(export, exporting(), ExportJob("job1", "PROCESSING"), T1)
+    assert polling.wait is None  # Pinpoint: the poll interval
