@@ -25,6 +25,7 @@ from pinpoint_export_operator.runtime.kube_json import Json, namespaced
 from pinpoint_export_operator.runtime.objects import own_status
 from pinpoint_export_operator.runtime.wakeups import Wakeups
 
+from ..logs import Logger
 from . import test_state as state_tests
 from .test_state import T0, make_export
 
@@ -259,16 +260,6 @@ def test_a_claim_taken_over_while_waiting_for_a_thread_creates_nothing() -> None
     assert replica.step() is None  # the renewed claim conflicts: decide again on what is there
     assert created(pinpoint, export) == 0
     assert replica.run.status["exportJob"]["requestedBy"] == STANDBY
-
-
-class Logger:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(message)
-
-    warning = info
 
 
 class NeverStopped:

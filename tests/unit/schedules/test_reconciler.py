@@ -16,6 +16,8 @@ from pinpoint_export_operator.runtime.events import PostedOnce
 from pinpoint_export_operator.runtime.wakeups import Wakeups
 from pinpoint_export_operator.schedules.reconciler import ScheduleReconciler
 
+from ..logs import Logger
+
 TEMPLATE = {"spec": {"applicationId": "0123456789abcdef0123456789abcdef"}}
 
 
@@ -42,16 +44,6 @@ class FakeKube:
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.patches.append(status)
-
-
-class Logger:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(message)
-
-    warning = info
 
 
 @pytest.fixture
