@@ -77,6 +77,12 @@ def audit_writes(audit_log: Path, namespaces: list[str]) -> dict[str, int]:
     return counts
 
 
+def existing(core: client.CoreV1Api, namespaces: list[str]) -> list[str]:
+    """Those of `namespaces` that still exist."""
+    names = {n.metadata.name for n in core.list_namespace().items}
+    return [n for n in namespaces if n in names]
+
+
 def p99(values: list[float]) -> float:
     """Inclusive: never beyond the largest value (the exclusive method extrapolates)."""
     if len(values) < 2:
@@ -246,15 +252,21 @@ def main() -> int:
         busy_after, sandbox_after = machine_busy(), sandbox_cpu(state_dir)
         load_after = os.getloadavg()
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
+        jobs = {
+            (j.metadata.namespace, j.metadata.name): j
+            for namespace in namespaces
+            for j in client.BatchV1Api(api).list_namespaced_job(namespace).items
+        }
     finally:
+        # While the operator runs: it lets go of the copy Jobs (their finalizer) as they go.
+        for namespace in namespaces:
+            core.delete_namespace(namespace)
+        process.wait_for(
+            lambda: not existing(core, namespaces), 600, "namespaces deleted", interval=2
+        )
         process.stop(operator)
 
     succeeded = sum(i["status"]["phase"] == "Succeeded" for i in items)
-    jobs = {
-        (j.metadata.namespace, j.metadata.name): j
-        for namespace in namespaces
-        for j in client.BatchV1Api(api).list_namespaced_job(namespace).items
-    }
     to_copy, to_ready, poll_bounds = [], [], []
     for item in items:
         status = item["status"]
@@ -309,8 +321,6 @@ def main() -> int:
         # Where the operator's time went, from its own /metrics at the end of the run.
         "operator_internals": internals(scraped.decode()),
     }
-    for namespace in namespaces:
-        core.delete_namespace(namespace)  # finished exports hold no finalizer: it goes quickly
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"operator-{args.exports}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
