@@ -32,7 +32,7 @@ from kubernetes import client
 
 from pinpoint_export_operator.config import CopierDefaults
 from pinpoint_export_operator.exports import copy_job
-from pinpoint_export_operator.exports.state import Export
+from pinpoint_export_operator.exports.steps import Export
 from pinpoint_export_sandbox import binaries, demo, process, storage, supervisor
 from pinpoint_export_sandbox.nodeagent.containers import Podman
 from pinpoint_export_sandbox.stack import SandboxEnv

@@ -1,6 +1,9 @@
 """PinpointExport: one export run, from the Pinpoint job to verified files on a volume.
 
 - `state`: the whole decision as pure functions (status + observation -> next status, Events).
+- `steps`: what the decision takes and gives: the export, observations, actions, outcomes.
+- `claims`: the claim on the create (who may call CreateExportJob, until when) and how far
+  back the search for a run's job looks.
 - `status`: the status's shape, as the CRD declares it.
 - `reconciler`: the loop that performs the decisions, records them and waits.
 - `pinpoint`: the Pinpoint adapter (the three export calls).

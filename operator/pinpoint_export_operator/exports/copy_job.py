@@ -16,7 +16,7 @@ from pinpoint_export_operator import api
 from pinpoint_export_operator.config import CopierDefaults, is_reserved_label
 from pinpoint_export_operator.copier.exitcodes import PERMANENT_EXIT_CODES
 from pinpoint_export_operator.exports import tenancy
-from pinpoint_export_operator.exports.state import Export
+from pinpoint_export_operator.exports.steps import Export
 from pinpoint_export_operator.runtime.aws import AssumeRole
 from pinpoint_export_operator.runtime.objects import controller_reference
 

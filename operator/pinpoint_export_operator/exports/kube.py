@@ -17,8 +17,8 @@ from kubernetes import client
 
 from pinpoint_export_operator import api
 from pinpoint_export_operator.exports.copy_job import CONTAINER, SECRET_KEYS
-from pinpoint_export_operator.exports.state import CopyJob, CopyJobMissing
 from pinpoint_export_operator.exports.status import ExportStatus
+from pinpoint_export_operator.exports.steps import CopyJob, CopyJobMissing
 from pinpoint_export_operator.runtime.adopt import Created, create_or_adopt
 from pinpoint_export_operator.runtime.aws import StaticCredentials
 from pinpoint_export_operator.runtime.errors import CloudError, kubernetes_error

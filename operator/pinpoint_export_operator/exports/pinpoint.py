@@ -13,7 +13,7 @@ from typing import Any
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
-from pinpoint_export_operator.exports.state import ExportJob
+from pinpoint_export_operator.exports.steps import ExportJob
 from pinpoint_export_operator.runtime import metrics, timestamps
 
 PAGE_SIZE = "100"  # Pinpoint's page-size is a string in its API

@@ -26,12 +26,13 @@ from kubernetes import client
 
 from pinpoint_export_operator import api
 from pinpoint_export_operator.config import ExportDefaults
-from pinpoint_export_operator.exports import copy_job, tenancy
+from pinpoint_export_operator.exports import claims, copy_job, tenancy
 from pinpoint_export_operator.exports import state as export_state
 from pinpoint_export_operator.exports.credentials import SecretKeys
 from pinpoint_export_operator.exports.kube import CredentialsError, Kube, copy_job_status
 from pinpoint_export_operator.exports.pinpoint import Pinpoint, SearchCursor
-from pinpoint_export_operator.exports.state import (
+from pinpoint_export_operator.exports.state import Status
+from pinpoint_export_operator.exports.steps import (
     Action,
     Caller,
     ClaimHeld,
@@ -43,7 +44,6 @@ from pinpoint_export_operator.exports.state import (
     ObserveCopyJob,
     Outcome,
     PollExportJob,
-    Status,
     WaitForClaim,
 )
 from pinpoint_export_operator.runtime import events, metrics
@@ -316,7 +316,7 @@ class ExportReconciler:
                 run.claimed = False
                 return refused
             run.preflight_done = True
-        if not run.claimed and not await self._claim(run, export_state.claim(run.status, caller)):
+        if not run.claimed and not await self._claim(run, claims.claim(run.status, caller)):
             return None
         run.claimed = False  # each attempt claims afresh: its time is what others wait on
         app, segment = spec["applicationId"], spec.get("segmentId")
@@ -328,7 +328,7 @@ class ExportReconciler:
                 app,
                 segment,
                 action.s3_url,
-                export_state.search_cutoff(export, run.status),
+                claims.search_cutoff(export, run.status),
                 run.cursor,
             )
             if found is not None:
@@ -337,7 +337,7 @@ class ExportReconciler:
 
         def create() -> ExportJob | None:
             # Judged once a thread is free: waiting for one counts against the claim too.
-            if not export_state.claim_holds(run.status, now(), ATTEMPT_SECONDS):
+            if not claims.claim_holds(run.status, now(), ATTEMPT_SECONDS):
                 return None
             return creator.create_export_job(
                 app, spec["roleArn"], action.s3_url, segment, spec.get("segmentVersion")
@@ -355,9 +355,7 @@ class ExportReconciler:
                 return created
             # Too old to outlive the call: claim again. A write that succeeds proves that no
             # one claimed since ours, so what the search found (or not) still stands.
-            if not await self._claim(
-                run, export_state.claim(run.status, replace(caller, now=now()))
-            ):
+            if not await self._claim(run, claims.claim(run.status, replace(caller, now=now()))):
                 return None
 
     async def _preflight(self, export: Export) -> CloudError | None:

@@ -3,24 +3,39 @@
 Phases: Pending → Exporting → Copying → Succeeded | Failed. The reconciler asks `next_action`
 what to do, performs it through the adapters, and hands what it saw to `advance`, which returns
 the new status, the Events to post and whether to come back at once. Nothing here does I/O, so
-every transition is unit-tested without a cluster.
+every transition is unit-tested without a cluster. What they take and give is in `steps`; the
+claim on the create, in `claims`.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from pinpoint_export_operator import api
+from pinpoint_export_operator.exports.claims import CLAIM_SECONDS, claim
 from pinpoint_export_operator.exports.status import ExportJobStatus, ExportStatus, OutputStatus
+from pinpoint_export_operator.exports.steps import (
+    Action,
+    Caller,
+    ClaimHeld,
+    CopyJob,
+    CopyJobMissing,
+    EnsureCopyJob,
+    EnsureExportJob,
+    Export,
+    ExportJob,
+    Observation,
+    ObserveCopyJob,
+    Outcome,
+    PollExportJob,
+    WaitForClaim,
+)
 from pinpoint_export_operator.runtime import conditions, timestamps
 from pinpoint_export_operator.runtime.errors import CloudError, bounded
 from pinpoint_export_operator.runtime.events import Event
 
 Status = ExportStatus
-Spec = dict[str, Any]
 
 # Pinpoint's job statuses (JobStatus in its service model).
 PINPOINT_DONE = "COMPLETED"
@@ -28,165 +43,12 @@ PINPOINT_FAILED = ("FAILED", "FAILING")
 MAX_FAILURES = 10
 RETRYING = "Retrying: "
 
-
-@dataclass(frozen=True)
-class Export:
-    """What the reconciler knows of the object, besides its status."""
-
-    namespace: str
-    name: str
-    uid: str
-    creation_timestamp: str
-    generation: int | None
-    spec: Spec
-
-    @property
-    def run_id(self) -> str:
-        return api.run_id(timestamps.parse(self.creation_timestamp), self.uid)
-
-    @property
-    def s3_url(self) -> str:
-        return api.run_prefix(self.spec["s3UrlPrefix"], self.namespace, self.name, self.run_id)
-
-    @property
-    def output_path(self) -> str:
-        """The run directory, relative to the root of the claim."""
-        base = self.spec["destination"].get("path", "").strip("/")
-        return f"{base}/{self.run_id}" if base else self.run_id
-
-
-# What the reconciler saw.
-
-
-@dataclass(frozen=True)
-class ExportJob:
-    """Pinpoint's ExportJobResponse, reduced to what the status shows."""
-
-    id: str
-    job_status: str
-    completed_pieces: int | None = None
-    total_pieces: int | None = None
-    failed_pieces: int | None = None
-    total_processed: int | None = None
-    total_failures: int | None = None
-    failures: tuple[str, ...] = ()
-    creation_date: str | None = None
-    completion_date: str | None = None
-    adopted: bool = False  # found by its S3 prefix rather than created now
-
-
-@dataclass(frozen=True)
-class CopyJob:
-    name: str
-    active: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    finished: Literal["Complete", "Failed"] | None = None
-    failure_message: str = ""
-    summary: dict[str, Any] | None = None  # the copier's termination message
-    created: bool = False
-    ready: int = 0
-    # Why its pod does not run yet (scheduling, image pull, config); None: not looked at.
-    waiting: str | None = ""
-    deleting: bool = False  # its deletionTimestamp is set
-    finalizer: bool = False  # it carries api.COPY_JOB_FINALIZER
-    # It finished, and no pod of it is left to tell what the copier said (deleted with the
-    # Job: the TTL controller deletes in the foreground).
-    pods_gone: bool = False
-
-
-@dataclass(frozen=True)
-class CopyJobMissing:
-    name: str
-
-
-@dataclass(frozen=True)
-class ClaimHeld:
-    """Another process claimed the create; its call may still be running."""
-
-    holder: str
-    seconds: float
-
-
-Observation = ExportJob | CloudError | CopyJob | CopyJobMissing | ClaimHeld
-
-
-# What to do next.
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The process that asks what to do next, and what only it knows."""
-
-    identity: str  # this operator process: status.exportJob.requestedBy when it claims a create
-    now: str
-    # No create under the current claim can have reached Pinpoint: the run was just started
-    # here, or Pinpoint refused the last attempt outright (a 4xx or 429, an unreachable host).
-    nothing_created: bool = False
-
-
-@dataclass(frozen=True)
-class EnsureExportJob:
-    """Claim the create (a status write preconditioned on resourceVersion, so that of two
-    replicas one goes on), then adopt the Pinpoint job whose S3 prefix is this run's, else
-    create it. `search` is False when no earlier create can have reached Pinpoint: a search
-    lists the application's export jobs, which is wasted when nothing can be found."""
-
-    s3_url: str
-    search: bool
-
-
-@dataclass(frozen=True)
-class WaitForClaim:
-    """Another process claimed the create moments ago and may still be inside the call: wait
-    until its call must have ended, then look (its job, if it made one, is then listed)."""
-
-    holder: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class PollExportJob:
-    job_id: str
-
-
-@dataclass(frozen=True)
-class EnsureCopyJob:
-    exported_endpoints: int = 0  # Pinpoint's totalProcessed
-
-
-@dataclass(frozen=True)
-class ObserveCopyJob:
-    name: str
-
-
-Action = EnsureExportJob | WaitForClaim | PollExportJob | EnsureCopyJob | ObserveCopyJob | None
-
-# How long a claim to create the Pinpoint job holds: longer than one CreateExportJob call can
-# last (the client's connect and read timeouts, one attempt), so that a claim older than this
-# means its call has ended, and its job, if any, is listed. A create starts only while its
-# claim holds for a whole call (`claim_holds`).
-CLAIM_SECONDS = 60.0
-
 # While the copy Job runs, its events wake the export: the Job is read again without one only
 # this often, as a safety net (read at every poll, it was most of the operator's calls at 500
 # exports). Pods send no event to the export: while none is ready, they are looked at for why
 # (unschedulable, image pull) this often, first this long after the Job's creation.
 COPY_JOB_RECHECK_SECONDS = 60.0
 POD_LOOK_SECONDS = 30.0
-
-
-@dataclass
-class Outcome:
-    status: Status
-    events: list[Event] = field(default_factory=list)
-    again: bool = False  # act again at once (the next step is ready), not after the interval
-    retry: bool = False  # a transient error: come back after a backoff
-    delay: float | None = None  # come back after this many seconds, not the poll interval
-    wait: float | None = None  # at most this long, not the poll interval, unless an event wakes
-    # The copy Job whose finalizer goes once this status is written: it is being deleted, and
-    # nothing more will be read from it.
-    release: str | None = None
 
 
 def is_active(status: Status | None) -> bool:
@@ -232,40 +94,6 @@ def start(export: Export, status: Status, caller: Caller) -> Outcome:
     new["exportJob"]["s3Url"] = export.s3_url
     new["conditions"] = _kstatus(new, "Reconciling", "Creating", new["message"], caller.now, export)
     return Outcome(new, again=True)
-
-
-def claim(status: Status, caller: Caller) -> Status:
-    """The status that claims the next CreateExportJob for `caller`."""
-    new = copy.deepcopy(status)
-    new["exportJob"] = {
-        **status.get("exportJob", {}),
-        "requestedAt": caller.now,
-        "requestedBy": caller.identity,
-    }
-    return new
-
-
-def claim_holds(status: Status, now: str, seconds: float) -> bool:
-    """Whether the claim in `status` still holds `seconds` from `now`. The Secret's read, the
-    search and the wait for a free thread come between a claim and its create: a create begun
-    on an older claim could still run when another replica takes the claim over."""
-    requested = status.get("exportJob", {}).get("requestedAt")
-    if not requested:
-        return False
-    age = (timestamps.parse(now) - timestamps.parse(requested)).total_seconds()
-    return age + seconds <= CLAIM_SECONDS
-
-
-# Clocks of the cluster and of AWS may disagree: a run's job may carry a CreationDate a little
-# before the run's startTime, and the search for it must not stop short of it.
-CLOCK_SKEW = timedelta(minutes=5)
-
-
-def search_cutoff(export: Export, status: Status) -> datetime:
-    """The search for a run's job stops at jobs older than this: the run's start, else (a run
-    recorded by an earlier version, without one) the export's creation, less clock skew."""
-    started = status.get("startTime") or export.creation_timestamp
-    return timestamps.parse(started) - CLOCK_SKEW
 
 
 def next_action(status: Status, caller: Caller) -> Action:

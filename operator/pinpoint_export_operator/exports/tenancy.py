@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pinpoint_export_operator.config import AssumeRoleSettings, RoleRule
-from pinpoint_export_operator.exports.state import Export
+from pinpoint_export_operator.exports.steps import Export
 from pinpoint_export_operator.runtime.aws import AssumeRole
 from pinpoint_export_operator.runtime.errors import bounded
 

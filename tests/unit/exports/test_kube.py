@@ -18,7 +18,7 @@ from pinpoint_export_operator.exports.kube import (
     _termination,
     _waiting,
 )
-from pinpoint_export_operator.exports.state import CopyJob
+from pinpoint_export_operator.exports.steps import CopyJob
 from pinpoint_export_operator.runtime.kube_json import namespaced
 
 

@@ -18,7 +18,7 @@ from pinpoint_export_operator.config import ExportDefaults
 from pinpoint_export_operator.exports import reconciler as reconciler_module
 from pinpoint_export_operator.exports.kube import Kube
 from pinpoint_export_operator.exports.reconciler import IDENTITY, ExportReconciler, _Run
-from pinpoint_export_operator.exports.state import Caller, Export, Outcome
+from pinpoint_export_operator.exports.steps import Caller, Export, Outcome
 from pinpoint_export_operator.runtime import events as events_module
 from pinpoint_export_operator.runtime import timestamps
 from pinpoint_export_operator.runtime.kube_json import Json, namespaced

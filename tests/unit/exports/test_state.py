@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from pinpoint_export_operator.exports import state
-from pinpoint_export_operator.exports.state import (
-    CloudError,
+from pinpoint_export_operator.exports.claims import CLAIM_SECONDS
+from pinpoint_export_operator.exports.steps import (
+    Caller,
+    ClaimHeld,
     CopyJob,
     CopyJobMissing,
     EnsureCopyJob,
@@ -18,13 +19,14 @@ from pinpoint_export_operator.exports.state import (
     ExportJob,
     ObserveCopyJob,
     PollExportJob,
+    WaitForClaim,
 )
-from pinpoint_export_operator.runtime import timestamps
+from pinpoint_export_operator.runtime.errors import CloudError
 
 T0 = "2026-11-28T10:00:00Z"
-STARTER = state.Caller("operator-a", T0, nothing_created=True)
+STARTER = Caller("operator-a", T0, nothing_created=True)
 T1 = "2026-11-28T10:00:15Z"
-LATER = state.Caller("operator-a", T1)
+LATER = Caller("operator-a", T1)
 
 
 def make_export(**spec: Any) -> Export:
@@ -69,7 +71,7 @@ def test_start_records_run_id_and_prefix_before_anything_is_created() -> None:
     assert condition(outcome.status, "Reconciling")["status"] == "True"
     assert condition(outcome.status, "Ready")["status"] == "False"
     # The process that started the run knows no create was sent yet: no search.
-    just_started = state.Caller("operator-a", T0, nothing_created=True)
+    just_started = Caller("operator-a", T0, nothing_created=True)
     assert state.next_action(outcome.status, just_started) == EnsureExportJob(
         outcome.status["exportJob"]["s3Url"], search=False
     )
@@ -337,13 +339,13 @@ def claimed_by(holder: str, at: str) -> dict[str, Any]:
 
 def test_a_fresh_claim_of_another_replica_is_waited_out() -> None:
     action = state.next_action(claimed_by("operator-b", T0), LATER)
-    assert action == state.WaitForClaim("operator-b", state.CLAIM_SECONDS - 15)
-    outcome = state.advance(make_export(), pending(), state.ClaimHeld("operator-b", 45), T1)
+    assert action == WaitForClaim("operator-b", CLAIM_SECONDS - 15)
+    outcome = state.advance(make_export(), pending(), ClaimHeld("operator-b", 45), T1)
     assert outcome.delay == 45 and "operator-b" in outcome.status["message"]
 
 
 def test_an_expired_claim_of_another_replica_means_search_then_create() -> None:
-    later = state.Caller("operator-a", "2026-11-28T10:01:01Z")
+    later = Caller("operator-a", "2026-11-28T10:01:01Z")
     action = state.next_action(claimed_by("operator-b", T0), later)
     assert action == EnsureExportJob(pending()["exportJob"]["s3Url"], search=True)
 
@@ -352,7 +354,7 @@ def test_an_expired_claim_of_another_replica_means_search_then_create() -> None:
 def test_own_claim_searches_only_if_a_create_may_have_gone_through(
     nothing_created: bool, search: bool
 ) -> None:
-    caller = state.Caller("operator-a", T1, nothing_created=nothing_created)
+    caller = Caller("operator-a", T1, nothing_created=nothing_created)
     action = state.next_action(claimed_by("operator-a", T0), caller)
     assert isinstance(action, EnsureExportJob) and action.search is search
 
@@ -361,7 +363,7 @@ def test_a_run_without_any_claim_is_searched() -> None:
     """Written by an earlier version, which claimed nothing and may have created."""
     status = pending()
     del status["exportJob"]["requestedAt"], status["exportJob"]["requestedBy"]
-    action = state.next_action(status, state.Caller("operator-b", T1, nothing_created=True))
+    action = state.next_action(status, Caller("operator-b", T1, nothing_created=True))
     assert isinstance(action, EnsureExportJob) and action.search is True
 
 
@@ -446,23 +448,6 @@ def test_all_but_progress_is_written_at_once(change: str) -> None:
         after = copying_with(f"{before['message']}; waiting: no node")
     assert after != before
     assert state.write_now(before, after, since_written=0.1)
-
-
-@pytest.mark.parametrize(("age", "holds"), [(0, True), (20, True), (21, False)])
-def test_a_create_starts_only_on_a_claim_that_outlives_the_call(age: int, holds: bool) -> None:
-    claimed = state.claim({}, STARTER)  # at T0
-    at = timestamps.format(timestamps.parse(T0) + timedelta(seconds=age))
-    assert state.claim_holds(claimed, at, 40) is holds
-    assert not state.claim_holds({}, T0, 40)  # no claim at all
-
-
-def test_the_search_cutoff_is_the_runs_start_else_the_exports_creation() -> None:
-    skew = state.CLOCK_SKEW
-    started = {"startTime": T1}
-    assert state.search_cutoff(make_export(), started) == timestamps.parse(T1) - skew
-    # A run recorded by an earlier version has no startTime: not "now", which would stop
-    # the search before a job created minutes ago.
-    assert state.search_cutoff(make_export(), {}) == timestamps.parse(T0) - skew
 
 
 def test_a_running_copy_job_is_looked_at_on_its_events_and_seldom_otherwise() -> None:

@@ -11,7 +11,7 @@ import pytest
 from pinpoint_export_operator.config import AssumeRoleSettings, ExportDefaults, RoleRule
 from pinpoint_export_operator.exports import tenancy
 from pinpoint_export_operator.exports.reconciler import ExportReconciler, _Run
-from pinpoint_export_operator.exports.state import EnsureCopyJob, PollExportJob
+from pinpoint_export_operator.exports.steps import EnsureCopyJob, PollExportJob
 from pinpoint_export_operator.runtime.aws import AwsCalls
 from pinpoint_export_operator.runtime.errors import MAX_MESSAGE
 from pinpoint_export_operator.runtime.wakeups import Wakeups
