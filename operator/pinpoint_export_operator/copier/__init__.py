@@ -17,7 +17,8 @@
 - `space`: the free-space check before anything is written (`InsufficientSpace`).
 - `retention`: `--keep-runs`, removing the oldest complete runs beside the one published,
   and nothing else.
-- `manifest`: manifest.json (bytes, sha256 and lines of each file) and the one-line summary.
+- `manifest`: manifest.json (bytes, sha256 and lines of each file) and the one-line summary
+  (`CopierSummary`, the type the operator reads it as).
 - `exitcodes`: exit codes, and which failures a retry can fix.
 
 It imports neither Kopf nor the Kubernetes client (an import contract): it starts fast.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from pinpoint_export_operator.copier.exitcodes import clip
 
@@ -20,6 +20,25 @@ MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
 VERSION = 1
 TERMINATION_LOG_LIMIT = 4096  # the kubelet keeps at most this much of a termination message
+
+
+class CopierSummary(TypedDict, total=False):
+    """The one-line JSON the copier ends with (its termination message), as the operator reads
+    it: typed once so that mypy checks the writer and the reader against each other. A run
+    that succeeded gives the counts; one that failed, `error` to `message`."""
+
+    files: int
+    bytes: int
+    lines: int | None  # endpoints; None: not counted (older run)
+    objects: int
+    resumed: int
+    alreadyComplete: bool
+    seconds: float
+    manifest: str
+    error: str  # the failure's reason
+    exitCode: int
+    retryable: bool
+    message: str
 
 
 @dataclass(frozen=True)
@@ -117,7 +136,7 @@ def summary(
         {
             "files": manifest["totals"]["files"],
             "bytes": manifest["totals"]["bytes"],
-            "lines": manifest["totals"].get("lines"),  # endpoints; None: not counted (older run)
+            "lines": manifest["totals"].get("lines"),
             "objects": objects,
             "resumed": resumed,
             "alreadyComplete": already_complete,
@@ -128,7 +147,12 @@ def summary(
 
 
 def failure(*, code: int, reason: str, message: str, retryable: bool, seconds: float) -> str:
-    head = {"error": reason, "exitCode": code, "retryable": retryable, "seconds": round(seconds, 3)}
+    head: CopierSummary = {
+        "error": reason,
+        "exitCode": code,
+        "retryable": retryable,
+        "seconds": round(seconds, 3),
+    }
     while True:  # cut the message until the line fits in the termination log
         line = _line({**head, "message": message})
         if len(line) <= TERMINATION_LOG_LIMIT:
@@ -136,5 +160,5 @@ def failure(*, code: int, reason: str, message: str, retryable: bool, seconds: f
         message = clip(message, len(message) // 2)
 
 
-def _line(data: dict[str, Any]) -> str:
+def _line(data: CopierSummary) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=True)

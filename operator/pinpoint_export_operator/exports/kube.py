@@ -11,11 +11,12 @@ import json
 import threading
 import time
 from dataclasses import replace
-from typing import Any
+from typing import cast
 
 from kubernetes import client
 
 from pinpoint_export_operator import api
+from pinpoint_export_operator.copier.manifest import CopierSummary
 from pinpoint_export_operator.exports.copy_job import CONTAINER, SECRET_KEYS
 from pinpoint_export_operator.exports.status import ExportStatus
 from pinpoint_export_operator.exports.steps import CopyJob, CopyJobMissing
@@ -261,7 +262,7 @@ def copy_job_status(job: Json) -> CopyJob:
     return _copy_job(job, summary=None)
 
 
-def _copy_job(job: Json, summary: Json | None, pod_failure: str = "") -> CopyJob:
+def _copy_job(job: Json, summary: CopierSummary | None, pod_failure: str = "") -> CopyJob:
     status = job.get("status") or {}
     finished = None
     failure = ""
@@ -293,7 +294,7 @@ def _copy_job(job: Json, summary: Json | None, pod_failure: str = "") -> CopyJob
     )
 
 
-def _copier_said(parsed: dict[str, Any] | None, message: str) -> str:
+def _copier_said(parsed: CopierSummary | None, message: str) -> str:
     """A failed copier's termination message in words (`InsufficientSpace (exit 3): the copy
     needs ...`), or as it is if it is not the copier's JSON (e.g. a crash before it wrote one)."""
     if parsed is None or "error" not in parsed:
@@ -301,7 +302,7 @@ def _copier_said(parsed: dict[str, Any] | None, message: str) -> str:
     return f"{parsed['error']} (exit {parsed.get('exitCode')}): {parsed.get('message', '')}"
 
 
-def _termination(pod: Json) -> tuple[int, dict[str, Any] | None, str] | None:
+def _termination(pod: Json) -> tuple[int, CopierSummary | None, str] | None:
     """(exit code, parsed JSON summary or None, raw message) of the copier container."""
     for container in (pod.get("status") or {}).get("containerStatuses") or []:
         terminated = (container.get("state") or {}).get("terminated")
@@ -312,7 +313,8 @@ def _termination(pod: Json) -> tuple[int, dict[str, Any] | None, str] | None:
             parsed = json.loads(message.splitlines()[-1]) if message else None
         except ValueError:
             parsed = None
-        return terminated["exitCode"], parsed if isinstance(parsed, dict) else None, message
+        summary = cast(CopierSummary, parsed) if isinstance(parsed, dict) else None
+        return terminated["exitCode"], summary, message
     return None
 
 

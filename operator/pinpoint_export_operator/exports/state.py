@@ -13,6 +13,7 @@ import copy
 from typing import Any, Literal, cast
 
 from pinpoint_export_operator import api
+from pinpoint_export_operator.copier.manifest import CopierSummary
 from pinpoint_export_operator.exports.claims import CLAIM_SECONDS, claim
 from pinpoint_export_operator.exports.status import ExportJobStatus, ExportStatus, OutputStatus
 from pinpoint_export_operator.exports.steps import (
@@ -282,7 +283,7 @@ def _succeed(
     """Succeeded; if the lines the copier counted differ from the endpoints Pinpoint reported,
     Ready=True with reason EndpointCountMismatch and a Warning, so that the files are usable
     but the difference is seen."""
-    summary = job.summary or {}
+    summary: CopierSummary = job.summary or {}
     status["phase"] = "Succeeded"
     status["completionTime"] = now
     output: OutputStatus = {

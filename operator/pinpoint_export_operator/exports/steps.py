@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pinpoint_export_operator import api
+from pinpoint_export_operator.copier.manifest import CopierSummary
 from pinpoint_export_operator.exports.status import ExportStatus
 from pinpoint_export_operator.runtime import timestamps
 from pinpoint_export_operator.runtime.errors import CloudError
@@ -72,7 +73,7 @@ class CopyJob:
     failed: int = 0
     finished: Literal["Complete", "Failed"] | None = None
     failure_message: str = ""
-    summary: dict[str, Any] | None = None  # the copier's termination message
+    summary: CopierSummary | None = None  # the copier's termination message
     created: bool = False
     ready: int = 0
     # Why its pod does not run yet (scheduling, image pull, config); None: not looked at.
