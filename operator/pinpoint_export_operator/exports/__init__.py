@@ -9,6 +9,7 @@
 - `pinpoint`: the Pinpoint adapter (the three export calls).
 - `kube`: the Kubernetes adapter (status, copy Job, credentials Secret).
 - `copy_job`: the copy Job's manifest, built as plain data.
+- `credentials`: the credentials Secret's keys, read at most once per 30 s and shared.
 - `tenancy`: the roles a namespace may name (`--allowed-roles`), and the AssumeRole (session
   name, ExternalId, session tags) both the operator and the copy Job make.
 """
