@@ -70,7 +70,7 @@ def make_client(
     )
     config = Config(
         max_pool_connections=max_connections,
-        retries={"mode": "standard", "max_attempts": 6},
+        retries={"mode": "standard", "total_max_attempts": 6},  # the first one included
         connect_timeout=10,
         read_timeout=60,
         tcp_keepalive=True,
