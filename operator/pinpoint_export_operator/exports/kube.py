@@ -283,6 +283,7 @@ def _copy_job(job: Json, summary: CopierSummary | None, pod_failure: str = "") -
     return CopyJob(
         name=meta["name"],
         deleting=bool(meta.get("deletionTimestamp")),
+        creation_timestamp=meta.get("creationTimestamp"),
         finalizer=api.COPY_JOB_FINALIZER in (meta.get("finalizers") or ()),
         active=status.get("active") or 0,
         succeeded=status.get("succeeded") or 0,

@@ -83,6 +83,7 @@ class CopyJob:
     # It finished, and no pod of it is left to tell what the copier said (deleted with the
     # Job: the TTL controller deletes in the foreground).
     pods_gone: bool = False
+    creation_timestamp: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from pinpoint_export_operator.exports.steps import (
     PollExportJob,
     WaitForClaim,
 )
+from pinpoint_export_operator.runtime import timestamps
 from pinpoint_export_operator.runtime.errors import CloudError
 
 T0 = "2026-11-28T10:00:00Z"
@@ -456,5 +458,10 @@ def test_a_running_copy_job_is_looked_at_on_its_events_and_seldom_otherwise() ->
     assert running.wait == state.COPY_JOB_RECHECK_SECONDS
     starting = state.advance(export, copying(), CopyJob("nightly-copy", active=1), T1)
     assert starting.wait == state.POD_LOOK_SECONDS  # its pods may say why it does not start
+    # A Job whose pods wait is looked at as often as it has waited so far, within bounds.
+    for waited, wait in ((10, 30), (120, 120), (3600, state.POD_LOOK_MAX_SECONDS)):
+        created = timestamps.format(timestamps.parse(T1) - timedelta(seconds=waited))
+        pending = CopyJob("nightly-copy", active=1, creation_timestamp=created)
+        assert state.advance(export, copying(), pending, T1).wait == wait
     polling = state.advance(export, exporting(), ExportJob("job1", "PROCESSING"), T1)
     assert polling.wait is None  # Pinpoint: the poll interval
