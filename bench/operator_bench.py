@@ -241,8 +241,8 @@ def main() -> int:
             done = sum(p in ("Succeeded", "Failed") for p in phases)
             return items if done == args.exports else None
 
-        # About a second per export on two cores, most of it the copy pods' own start.
-        timeout = max(1800, 1.5 * args.exports)
+        # Up to 1.5 s per export on two cores, most of it the copy pods (110 at a time).
+        timeout = max(1800, 3 * args.exports)
         items = process.wait_for(
             finished, timeout, "all exports finished", interval=2, alive=operator
         )
