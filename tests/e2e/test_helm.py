@@ -190,7 +190,8 @@ def test_service_monitor_scrapes_the_metrics_service(helm: Helm, kube_version: s
 
 def test_alerts_and_dashboard_are_the_chart_files_unchanged(helm: Helm, kube_version: str) -> None:
     """Rendered only (the sandbox has no Prometheus Operator CRDs): both opt-in, and the
-    PrometheusRule and the ConfigMap carry files/alerts.yaml and files/dashboard.json as is."""
+    PrometheusRule and the ConfigMap carry files/alerts.yaml (its stuck threshold set from the
+    values) and files/dashboard.json as is."""
     files = CHART / "files"
     defaults = {d["kind"] for d in documents(render(helm, "ops", kube_version))}
     assert not defaults & {"PrometheusRule", "ConfigMap"}, defaults
@@ -202,7 +203,10 @@ def test_alerts_and_dashboard_are_the_chart_files_unchanged(helm: Helm, kube_ver
     helm("lint", str(CHART), "--strict", "--kube-version", kube_version, *enabled)
     rendered = documents(render(helm, "ops", kube_version, *enabled))
     (rule,) = [d for d in rendered if d["kind"] == "PrometheusRule"]
-    assert rule["spec"] == yaml.safe_load((files / "alerts.yaml").read_text())
+    # As is, but for PinpointExportStuck's threshold: the default exportStuckAfter, 12h.
+    stuck = "12 * 3600  # metrics.prometheusRule.exportStuckAfter"
+    alerts = (files / "alerts.yaml").read_text().replace(stuck, str(12 * 3600))
+    assert rule["spec"] == yaml.safe_load(alerts)
     assert rule["metadata"]["labels"]["release"] == "prometheus"
     (dashboard,) = [d for d in rendered if d["kind"] == "ConfigMap"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
