@@ -257,6 +257,8 @@ def main() -> int:
             for namespace in namespaces
             for j in client.BatchV1Api(api).list_namespaced_job(namespace).items
         }
+        # Before the clean-up below, whose writes (letting go of the copy Jobs) are not the run's.
+        writes = audit_writes(env.state_dir / "control-plane" / "logs" / "audit.log", namespaces)
     finally:
         # While the operator runs: it lets go of the copy Jobs (their finalizer) as they go.
         for namespace in namespaces:
@@ -281,7 +283,6 @@ def main() -> int:
         exporting = completed - ts(status["startTime"])
         poll_bounds.append(exporting / args.poll + 2)
     counters = emulator.counters()
-    writes = audit_writes(env.state_dir / "control-plane" / "logs" / "audit.log", namespaces)
     result = {
         "exports": args.exports,
         "namespaces": args.namespaces,
