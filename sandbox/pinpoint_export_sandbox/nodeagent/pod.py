@@ -351,6 +351,7 @@ class PodWorker:
         try:
             process = self._start(plan, status.restart_count)
         except runtime.StartFailed as error:
+            self._release_cpu_group(plan)  # made for a program that never ran
             log.warning("%s: container %s cannot start: %s", self.key, plan.name, error)
             at = now()
             self._set_state(plan.name, Terminated(128, "StartError", at, at, str(error)))
@@ -364,8 +365,7 @@ class PodWorker:
         log.info("%s: container %s started (%s)", self.key, plan.name, process.container_id)
         self._publish()
         exit_code = process.wait()
-        if self.context.cpu_group is not None:
-            self.context.cpu_group.release(self._cpu_key(plan))
+        self._release_cpu_group(plan)
         reason, message = runtime.ending(plan, self.pod_dir, process, exit_code)
         log.info("%s: container %s exited with %d (%s)", self.key, plan.name, exit_code, reason)
         with self.cond:
@@ -392,6 +392,10 @@ class PodWorker:
 
     def _cpu_key(self, plan: ContainerPlan) -> str:
         return f"{self.uid}_{plan.name}"
+
+    def _release_cpu_group(self, plan: ContainerPlan) -> None:
+        if self.context.cpu_group is not None:
+            self.context.cpu_group.release(self._cpu_key(plan))
 
     def _cpu_group(self, plan: ContainerPlan) -> Path | None:
         """The process's CPU group under the node's pods group, if there is one."""
