@@ -62,8 +62,10 @@ from pinpoint_export_operator.runtime.timestamps import now
 from pinpoint_export_operator.runtime.wakeups import Stopped, Wakeups, wait_for_wakeup
 
 # Kopf starts a new export's daemon, then adds its finalizer: the first claim waits (this long
-# at most) for the event that shows the finalizer, else its precondition is stale at once.
-FINALIZER_WAIT = 10.0
+# at most) for the event that shows the finalizer, else its precondition is stale at once. The
+# wait ends on that event, so the bound costs nothing; with 2,000 exports created at once Kopf's
+# finalizer came more than 10 s later for a third of them, each then a refused write and a read.
+FINALIZER_WAIT = 60.0
 
 
 # Who claims a create (status.exportJob.requestedBy): one value per operator process.
