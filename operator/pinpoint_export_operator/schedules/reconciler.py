@@ -45,16 +45,20 @@ class ScheduleReconciler:
         wakeup = self.wakeups.register(uid)
         posted = PostedOnce()
         attempt = 0
+        # The status as this daemon, its only writer, last wrote it. Kopf's body shows a write
+        # only once the write's event arrives: a decision on the older status would write it
+        # again (with new condition times) or start a run again.
+        written = cast(Status, own_status(body))
         try:
             while not stopped:
                 wakeup.clear()  # events from here on wake the wait below
                 try:
-                    wake_at = await self._reconcile(body, posted, logger)
+                    wake_at, written = await self._reconcile(body, written, posted, logger)
                 except Exception as error:
                     delay = backoff(attempt)
                     attempt += 1
                     logger.warning(f"retrying in {delay:.1f}s: {error}")
-                    await self._report(body, error, logger)
+                    written = await self._report(body, written, error, logger)
                 else:
                     attempt = 0
                     delay = MAX_SLEEP
@@ -65,10 +69,11 @@ class ScheduleReconciler:
         finally:
             self.wakeups.forget(uid)
 
-    async def _reconcile(self, body: kopf.Body, posted: PostedOnce, logger: Any) -> datetime | None:
-        obj = plain(body)
-        schedule = Schedule.from_object(obj)
-        written = cast(Status, own_status(obj))
+    async def _reconcile(
+        self, body: kopf.Body, written: Status, posted: PostedOnce, logger: Any
+    ) -> tuple[datetime | None, Status]:
+        """One pass; returns when to wake and the status as now written."""
+        schedule = Schedule.from_object(plain(body))
         listed = await asyncio.to_thread(
             self._kube.list_exports, schedule.namespace, schedule.name, schedule.uid
         )
@@ -86,7 +91,7 @@ class ScheduleReconciler:
             if event.reason in MISSED:
                 metrics.SCHEDULE_MISSED.labels(schedule.namespace).inc()
             posted.post(body, event)
-        return decision.wake_at
+        return decision.wake_at, decision.status
 
     async def _act(
         self,
@@ -128,10 +133,12 @@ class ScheduleReconciler:
                 )
                 posted.post(body, Event("Warning", "ExportNameTaken", message))
 
-    async def _report(self, body: kopf.Body, error: Exception, logger: Any) -> None:
-        """Best effort: show the retried error as Reconciling=True on the status."""
+    async def _report(
+        self, body: kopf.Body, written: Status, error: Exception, logger: Any
+    ) -> Status:
+        """Best effort: show the retried error as Reconciling=True on the status; returns the
+        status as now written."""
         obj = plain(body)
-        written = cast(Status, own_status(obj))
         if isinstance(error, client.ApiException):
             cloud_error = kubernetes_error(error, "PinpointExportSchedule")
             reason, message = cloud_error.reason, cloud_error.message
@@ -153,6 +160,8 @@ class ScheduleReconciler:
             )
         except Exception as patch_error:
             logger.warning(f"could not record the error on the status: {patch_error}")
+            return written
+        return status
 
 
 def _merge_patch(old: Status, new: Status) -> dict[str, Any]:
