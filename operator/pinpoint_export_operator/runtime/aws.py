@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -24,7 +26,7 @@ from botocore.credentials import (
 )
 
 from pinpoint_export_operator.runtime.errors import CloudError, bounded, is_transient_status
-from pinpoint_export_operator.runtime.metrics import MeasuredPool
+from pinpoint_export_operator.runtime.metrics import POOL_WAIT
 
 T = TypeVar("T")
 SESSION_NAME = "pinpoint-export-operator"  # of an AssumeRole that names no session
@@ -164,7 +166,8 @@ class AwsCalls:
 
     def __init__(self, concurrency: int) -> None:
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._pool = MeasuredPool(concurrency, "aws")
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="aws")
+        self._wait = POOL_WAIT.labels("aws")
         # A connection per worker thread, or urllib3 discards and reopens them under load.
         self._config = CLIENT_CONFIG.merge(Config(max_pool_connections=concurrency))
         # One loader for every session: the service model is parsed once (~9 MB for
@@ -177,7 +180,10 @@ class AwsCalls:
         self._lock = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        queued = time.monotonic()
         async with self._semaphore:
+            # Calls queue for the semaphore, never in the pool, whose threads are as many.
+            self._wait.observe(time.monotonic() - queued)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
 
