@@ -346,19 +346,25 @@ class ExportReconciler:
             )
 
         while True:
-            try:
-                created = await self._aws.run(create)
-            except Exception as error:
-                failure = classify(error, "CreateExportJob")
-                # Refused outright, nothing was made; otherwise the next attempt looks first.
-                run.nothing_created = not failure.ambiguous
-                return failure
+            async with self._aws.slot():
+                # A claim too old to outlive the call is renewed with the slot held: renewed,
+                # then queued again, it could age past the limit again, and at 2,000 exports
+                # creates were renewed every 30 s or so while the queue lasted. A write that
+                # succeeds proves that no one claimed since ours, so what the search found
+                # (or not) still stands.
+                if not claims.claim_holds(run.status, now(), ATTEMPT_SECONDS):
+                    renewed = claims.claim(run.status, replace(caller, now=now()))
+                    if not await self._claim(run, renewed):
+                        return None
+                try:
+                    created = await self._aws.call(create)
+                except Exception as error:
+                    failure = classify(error, "CreateExportJob")
+                    # Refused outright, nothing was made; otherwise the next attempt looks first.
+                    run.nothing_created = not failure.ambiguous
+                    return failure
             if created is not None:
                 return created
-            # Too old to outlive the call: claim again. A write that succeeds proves that no
-            # one claimed since ours, so what the search found (or not) still stands.
-            if not await self._claim(run, claims.claim(run.status, replace(caller, now=now()))):
-                return None
 
     async def _preflight(self, export: Export) -> CloudError | None:
         """What would stop the run or the copy later, refused before Pinpoint runs."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -180,12 +181,25 @@ class AwsCalls:
         self._lock = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` on a thread of the pool, once a slot is free."""
+        async with self.slot():
+            return await self.call(fn, *args, **kwargs)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """One of the `concurrency` places for calls, held across awaits: for work that must
+        directly precede a call (see `call`), so that it does not queue again after it."""
         queued = time.monotonic()
         async with self._semaphore:
-            # Calls queue for the semaphore, never in the pool, whose threads are as many.
+            # Calls queue here, never in the pool, whose threads are as many.
             self._wait.observe(time.monotonic() - queued)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
+            yield
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` on a thread of the pool; only within `slot()`, which keeps
+        a thread free for it."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
 
     def client(self, service: str, identity: Identity, *, retries: bool = True) -> Any:
         """A client per (service, identity): creating one costs tens of milliseconds.

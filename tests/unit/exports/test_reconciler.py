@@ -4,8 +4,9 @@ and the creates it makes, with one replica or two sharing the same export."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -139,10 +140,20 @@ class FakeAws:
     def __init__(self, pinpoint: FakePinpoint) -> None:
         self.pinpoint = pinpoint
         self.waiting: list[Callable[[], None]] = []
+        self.slots = 0  # taken so far
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        async with self.slot():
+            return await self.call(fn, *args, **kwargs)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        self.slots += 1
         while self.waiting:
             self.waiting.pop(0)()
+        yield
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
     def client(self, service: str, identity: Any, *, retries: bool = True) -> FakePinpoint:
@@ -240,6 +251,8 @@ def test_a_claim_grown_too_old_before_the_create_is_written_again_first() -> Non
     assert fake.claims == [(IDENTITY, T0), (IDENTITY, "2026-11-28T10:00:25Z")]
     assert pinpoint.jobs[0]["CreationDate"] == "2026-11-28T10:00:25Z"  # after the new claim
     assert created(pinpoint, export) == 1
+    # Renewed with the slot held: queued again, the claim could grow too old again.
+    assert replica.aws.slots == 1
 
 
 def test_a_claim_taken_over_while_waiting_for_a_thread_creates_nothing() -> None:
