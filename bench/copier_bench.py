@@ -470,7 +470,8 @@ def report(
         },
         "note": "the copier also verifies every object (sha256, a full gzip decode with CRC and "
         "length, line count) and fsyncs each file before renaming it; awscli and the "
-        "whole-object read do neither, read+decode only the decode. Seconds: the best of the rounds; CPU and RSS: that run's",
+        "whole-object read do neither, read+decode only the decode. Seconds: the best of "
+        "the rounds; CPU and RSS: that run's",
         "repeat": args.repeat,
         "rss_floor_mib": round(floor_mib, 1),  # what the launcher adds to every peak RSS
         "runs": [
