@@ -345,17 +345,8 @@ class ExportReconciler:
                 app, spec["roleArn"], action.s3_url, segment, spec.get("segmentVersion")
             )
 
-        while True:
-            async with self._aws.slot():
-                # A claim too old to outlive the call is renewed with the slot held: renewed,
-                # then queued again, it could age past the limit again, and at 2,000 exports
-                # creates were renewed every 30 s or so while the queue lasted. A write that
-                # succeeds proves that no one claimed since ours, so what the search found
-                # (or not) still stands.
-                if not claims.claim_holds(run.status, now(), ATTEMPT_SECONDS):
-                    renewed = claims.claim(run.status, replace(caller, now=now()))
-                    if not await self._claim(run, renewed):
-                        return None
+        async with self._aws.slot():
+            while True:
                 try:
                     created = await self._aws.call(create)
                 except Exception as error:
@@ -363,8 +354,15 @@ class ExportReconciler:
                     # Refused outright, nothing was made; otherwise the next attempt looks first.
                     run.nothing_created = not failure.ambiguous
                     return failure
-            if created is not None:
-                return created
+                if created is not None:
+                    return created
+                # Too old to outlive the call: claim again, with the slot held (renewed, then
+                # queued again, it could age past the limit again: at 2,000 exports creates
+                # were renewed every 30 s or so while the queue lasted). A write that succeeds
+                # proves that no one claimed since ours, so what the search found still stands.
+                renewed = claims.claim(run.status, replace(caller, now=now()))
+                if not await self._claim(run, renewed):
+                    return None
 
     async def _preflight(self, export: Export) -> CloudError | None:
         """What would stop the run or the copy later, refused before Pinpoint runs."""
