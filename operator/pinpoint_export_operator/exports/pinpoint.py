@@ -1,4 +1,4 @@
-"""The Pinpoint adapter: the three export calls the operator makes, and nothing else.
+"""The Pinpoint adapter: the export calls the operator makes, and nothing else.
 
 Blocking (boto3); the reconciler runs these through `AwsCalls`. Responses become `ExportJob`
 values; anything unexpected raises, and `runtime.aws.classify` turns it into a status condition.
@@ -68,25 +68,55 @@ class Pinpoint:
         all older than `created_after` (the run's start, less clock skew): a run's job is never
         older than the run, and an application's long history is not read to its end."""
         while True:
-            kwargs: dict[str, Any] = {"ApplicationId": application_id, "PageSize": PAGE_SIZE}
-            if cursor.token:
-                kwargs["Token"] = cursor.token
-            if segment_id:
-                page = self._call("GetSegmentExportJobs", SegmentId=segment_id, **kwargs)
-            else:
-                page = self._call("GetExportJobs", **kwargs)
+            items, cursor.token = self._page(application_id, segment_id, cursor.token)
             cursor.pages += 1
-            jobs = page["ExportJobsResponse"]
-            items = jobs.get("Item", [])
             for item in items:
                 if item.get("Definition", {}).get("S3UrlPrefix") == s3_url:
                     cursor.token = None
                     return parse_job(item, adopted=True)
-            cursor.token = jobs.get("NextToken")
             # An empty page says nothing of age: only a token's absence ends the list there.
             if not cursor.token or (items and all(_older(i, created_after) for i in items)):
                 cursor.token = None  # searched to the end: the next search starts afresh
                 return None
+
+    def list_export_jobs(
+        self, application_id: str, wanted: set[str], created_after: datetime | None
+    ) -> dict[str, ExportJob]:
+        """The jobs of `wanted` (ids) that an application's listing shows, by id.
+
+        Newest first, so the listing stops when all are found, or at the first page whose jobs
+        are all older than `created_after` (the oldest wanted job's creation, if known). It
+        also stops once it has read as many pages as there are jobs still missing: a missing
+        job is asked for alone, and the listing never costs more calls than that would."""
+        found: dict[str, ExportJob] = {}
+        token: str | None = None
+        pages = 0
+        while pages < len(wanted) - len(found):
+            items, token = self._page(application_id, None, token)
+            pages += 1
+            for item in items:
+                if item.get("Id") in wanted:
+                    found[item["Id"]] = parse_job(item)
+            if not token or (
+                created_after and items and all(_older(i, created_after) for i in items)
+            ):
+                break
+        return found
+
+    def _page(
+        self, application_id: str, segment_id: str | None, token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of an application's export jobs (of one segment's, with `segment_id`),
+        newest first, and the token of the next page (None: the last)."""
+        kwargs: dict[str, Any] = {"ApplicationId": application_id, "PageSize": PAGE_SIZE}
+        if token:
+            kwargs["Token"] = token
+        if segment_id:
+            page = self._call("GetSegmentExportJobs", SegmentId=segment_id, **kwargs)
+        else:
+            page = self._call("GetExportJobs", **kwargs)
+        jobs = page["ExportJobsResponse"]
+        return list(jobs.get("Item", [])), jobs.get("NextToken")
 
     def create_export_job(
         self,

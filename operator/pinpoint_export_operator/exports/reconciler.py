@@ -31,6 +31,7 @@ from pinpoint_export_operator.exports import state as export_state
 from pinpoint_export_operator.exports.credentials import SecretKeys
 from pinpoint_export_operator.exports.kube import CredentialsError, Kube, copy_job_status
 from pinpoint_export_operator.exports.pinpoint import Pinpoint, SearchCursor
+from pinpoint_export_operator.exports.polls import JobPolls
 from pinpoint_export_operator.exports.state import Status
 from pinpoint_export_operator.exports.steps import (
     Action,
@@ -98,6 +99,7 @@ class ExportReconciler:
     ) -> None:
         self._kube = kube
         self._aws = aws
+        self._polls = JobPolls(aws)
         self._defaults = defaults
         self.wakeups = wakeups
         self._awaiting_finalizer: set[str] = set()
@@ -390,9 +392,9 @@ class ExportReconciler:
             if refused is not None:
                 return refused
         if isinstance(action, PollExportJob):
-            pinpoint = Pinpoint(self._aws.client("pinpoint", await self._identity(run)))
+            identity = await self._identity(run)
             app = export.spec["applicationId"]
-            return await self._aws.run(pinpoint.get_export_job, app, action.job_id)
+            return await self._polls.poll(identity, app, action.job_id, action.created)
         if isinstance(action, EnsureCopyJob):
             manifest = copy_job.build(export, self._defaults.copier, action.exported_endpoints)
             run.pods_looked_at = time.monotonic()

@@ -127,7 +127,7 @@ def next_action(status: Status, caller: Caller) -> Action:
     if phase == "Exporting":
         if job.get("jobStatus") == PINPOINT_DONE:
             return EnsureCopyJob(job.get("totalProcessed", 0))
-        return PollExportJob(job["id"])
+        return PollExportJob(job["id"], job.get("creationDate"))
     if phase == "Copying":
         return ObserveCopyJob(status["copyJob"]["name"])
     return None

@@ -139,6 +139,7 @@ class WaitForClaim:
 @dataclass(frozen=True)
 class PollExportJob:
     job_id: str
+    created: str | None = None  # Pinpoint's CreationDate of the job, if it said
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,13 @@ CALL_ERRORS = Counter(
     ["service", "operation", "code"],
     registry=REGISTRY,
 )
+JOB_POLLS = Counter(
+    "pinpoint_export_job_polls_total",
+    "Polls of Pinpoint export jobs, by the call that answered them: GetExportJob for one job, "
+    "GetExportJobs for the polls of one application that waited at the same time.",
+    ["answered_by"],
+    registry=REGISTRY,
+)
 SCHEDULE_MISSED = Counter(
     "pinpoint_export_schedule_missed_runs_total",
     "Scheduled runs of PinpointExportSchedules that did not start (past their deadline).",

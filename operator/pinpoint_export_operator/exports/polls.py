@@ -1,0 +1,136 @@
+"""Polls of Pinpoint export jobs, answered together when many wait at once.
+
+Each export polls its job every `pollIntervalSeconds`. With 2,000 exports at once the polls
+queued for the AWS slots, and each export saw its job once a minute rather than every 5 s.
+Polls of one application, as one identity, that wait for a slot at the same time are answered
+by one listing when they get it (GetExportJobs: newest first, so running jobs come first, a
+hundred to a page). A poll that waits alone is one GetExportJob, as before, and so is a poll
+whose job the listing does not show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pinpoint_export_operator.exports.pinpoint import Pinpoint
+from pinpoint_export_operator.exports.steps import ExportJob
+from pinpoint_export_operator.runtime import metrics, timestamps
+from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, classify
+
+Answer = asyncio.Future[ExportJob]
+
+
+@dataclass
+class _Batch:
+    """The polls of one application, as one identity, waiting for the same slot."""
+
+    answers: dict[str, list[Answer]] = field(default_factory=dict)  # by job id
+    created: dict[str, datetime | None] = field(default_factory=dict)  # by job id
+
+    def oldest(self) -> datetime | None:
+        """The oldest job's creation: the listing need not look further back. None if any
+        job's creation is unknown."""
+        dates = list(self.created.values())
+        return None if None in dates else min(d for d in dates if d is not None)
+
+
+class JobPolls:
+    def __init__(self, aws: AwsCalls) -> None:
+        self._aws = aws
+        self._batches: dict[tuple[Identity, str], _Batch] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # kept: the loop holds tasks weakly
+
+    async def poll(
+        self, identity: Identity, application_id: str, job_id: str, created: str | None
+    ) -> ExportJob:
+        """The job as Pinpoint has it now; raises what the call that answered it raised."""
+        key = (identity, application_id)
+        batch = self._batches.get(key)
+        if batch is None:
+            batch = self._batches[key] = _Batch()
+            task = asyncio.create_task(self._answer(key, batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        answer: Answer = asyncio.get_running_loop().create_future()
+        batch.answers.setdefault(job_id, []).append(answer)
+        batch.created[job_id] = timestamps.parse(created) if created else None
+        return await answer
+
+    async def _answer(self, key: tuple[Identity, str], batch: _Batch) -> None:
+        try:
+            await self._ask(key, batch)
+        except Exception as error:  # before any call (a client without a region, say)
+            for answers in batch.answers.values():
+                _fail(answers, error)
+        finally:
+            if self._batches.get(key) is batch:
+                del self._batches[key]
+            for answers in batch.answers.values():  # only if cancelled, at shutdown
+                for answer in answers:
+                    answer.cancel()
+
+    async def _ask(self, key: tuple[Identity, str], batch: _Batch) -> None:
+        identity, application_id = key
+        pinpoint = Pinpoint(self._aws.client("pinpoint", identity))
+        async with self._aws.slot():
+            del self._batches[key]  # polls from here on wait for the next slot, together
+            alone = list(batch.answers)
+            if len(alone) > 1:
+                try:
+                    found = await self._aws.call(
+                        pinpoint.list_export_jobs, application_id, set(alone), batch.oldest()
+                    )
+                except Exception as error:
+                    if classify(error, "GetExportJobs").transient:
+                        # Throttled, say: each GetExportJob would be too. The exports back off.
+                        for answers in batch.answers.values():
+                            _fail(answers, error)
+                        return
+                    found = {}  # refused (a policy without the listing?): each asked alone
+                for job_id, job in found.items():
+                    _give(batch.answers[job_id], job, "GetExportJobs")
+                alone = [job_id for job_id in alone if job_id not in found]
+            if len(alone) == 1:
+                await self._get(pinpoint, application_id, alone[0], batch.answers[alone[0]])
+                return
+        await asyncio.gather(
+            *(
+                self._get(pinpoint, application_id, job_id, batch.answers[job_id], queue=True)
+                for job_id in alone
+            )
+        )
+
+    async def _get(
+        self,
+        pinpoint: Pinpoint,
+        application_id: str,
+        job_id: str,
+        answers: list[Answer],
+        queue: bool = False,
+    ) -> None:
+        """One GetExportJob; `queue`: for a slot of its own (else within the caller's)."""
+        call = self._aws.run if queue else self._aws.call
+        try:
+            job = await call(pinpoint.get_export_job, application_id, job_id)
+        except Exception as error:
+            _fail(answers, error)
+        else:
+            _give(answers, job, "GetExportJob")
+
+
+# A poll given up on meanwhile (its export deleted, say) has no answer to take.
+
+
+def _give(answers: list[Answer], job: ExportJob, answered_by: str) -> None:
+    for answer in answers:
+        if not answer.done():
+            answer.set_result(job)
+            metrics.JOB_POLLS.labels(answered_by).inc()
+
+
+def _fail(answers: list[Answer], error: Exception) -> None:
+    for answer in answers:
+        if not answer.done():
+            answer.set_exception(error)
