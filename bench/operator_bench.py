@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import json
 import os
 import re
@@ -43,10 +44,22 @@ def ts(value: str) -> float:
 
 
 def peak_rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmRSS:")
+
+
+def _status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+# How often the operator's RSS is sampled, with the exports' phases at that moment.
+TIMELINE_SECONDS = 30
 
 
 def cpu_seconds(pid: int) -> float:
@@ -217,6 +230,7 @@ def main() -> int:
         load_before = os.getloadavg()
         busy_before, sandbox_before = machine_busy(), sandbox_cpu(state_dir)
         started = time.monotonic()
+        timeline: list[dict[str, Any]] = []  # the operator's RSS as the run goes
         for i in range(args.exports):
             namespace = namespaces[i % len(namespaces)]
             body = {
@@ -246,6 +260,15 @@ def main() -> int:
             ]
             phases = [i.get("status", {}).get("phase") for i in items]
             done = sum(p in ("Succeeded", "Failed") for p in phases)
+            seconds = time.monotonic() - started
+            if not timeline or seconds - timeline[-1]["s"] >= TIMELINE_SECONDS:
+                timeline.append(
+                    {
+                        "s": round(seconds),
+                        "rss_mb": round(rss_mb(operator.pid)),
+                        "phases": dict(collections.Counter(p or "New" for p in phases)),
+                    }
+                )
             return items if done == args.exports else None
 
         # Up to 1.5 s per export on two cores, most of it the copy pods (110 at a time).
@@ -332,6 +355,7 @@ def main() -> int:
         },
         # Where the operator's time went, from its own /metrics at the end of the run.
         "operator_internals": internals(scraped.decode()),
+        "operator_rss_timeline": timeline,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"operator-{args.exports}.json").write_text(json.dumps(result, indent=2) + "\n")
