@@ -71,10 +71,12 @@ def cpu_seconds(pid: int) -> float:
 DRY_RUN = " (dry run)"
 
 
-def audit_writes(audit_log: Path, namespaces: list[str]) -> dict[str, int]:
-    """The operator's writes in `namespaces`, by resource, from the audit log."""
+def audit_writes(logs: Path, namespaces: list[str]) -> dict[str, int]:
+    """The operator's writes in `namespaces`, by resource, from the audit log in `logs` and
+    the files the API server rotated it to (every 200 MB: a 2,000-export run writes more)."""
     counts: dict[str, int] = {}
-    for line in audit_log.read_text().splitlines():
+    lines = (line for log in sorted(logs.glob("audit*.log")) for line in log.open())
+    for line in lines:
         entry = json.loads(line)
         ref = entry.get("objectRef", {})
         if (
@@ -288,7 +290,7 @@ def main() -> int:
             for j in client.BatchV1Api(api).list_namespaced_job(namespace).items
         }
         # Before the clean-up below, whose writes (letting go of the copy Jobs) are not the run's.
-        writes = audit_writes(env.state_dir / "control-plane" / "logs" / "audit.log", namespaces)
+        writes = audit_writes(env.state_dir / "control-plane" / "logs", namespaces)
     finally:
         # While the operator runs: it lets go of the copy Jobs (their finalizer) as they go.
         for namespace in namespaces:

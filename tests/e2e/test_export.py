@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
+from pinpoint_export_operator import api as names
 from pinpoint_export_sandbox import process
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 
@@ -16,6 +21,45 @@ from .operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
 ENDPOINTS = 500
+Json = dict[str, Any]
+
+
+@contextlib.contextmanager
+def versions_of(api: client.ApiClient, namespace: str, name: str) -> Iterator[list[Json]]:
+    """Every version of export `name` written while the block runs, as a watch saw them."""
+    versions: list[Json] = []
+    done = threading.Event()
+    custom = client.CustomObjectsApi(api)
+
+    def follow() -> None:
+        since = None
+        while not done.is_set():
+            stream = watch.Watch().stream(
+                custom.list_namespaced_custom_object,
+                names.GROUP,
+                names.VERSION,
+                namespace,
+                names.EXPORTS,
+                field_selector=f"metadata.name={name}",
+                resource_version=since,
+                timeout_seconds=1,
+            )
+            for event in stream:
+                versions.append(event["object"])
+                since = event["object"]["metadata"]["resourceVersion"]
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        yield versions
+    finally:
+        done.set()
+        follower.join(timeout=30)
+
+
+def kopf_status(obj: Json) -> Json:
+    kopf: Json = obj.get("status", {}).get("kopf", {})
+    return kopf
 
 
 def test_happy_path(
@@ -24,10 +68,19 @@ def test_happy_path(
     api, namespace, volume = exports.api, exports.namespace, exports.volume
     emulator.seed(exports.app, ENDPOINTS)
     listed = emulator.counters().get("GetExportJobs", 0)
-    exports.apply("nightly")
-
-    finished = exports.wait("nightly")
-    assert finished["status"]["phase"] == "Succeeded", finished["status"]
+    with versions_of(api, namespace, "nightly") as versions:
+        exports.apply("nightly")
+        finished = exports.wait("nightly")
+        assert finished["status"]["phase"] == "Succeeded", finished["status"]
+        process.wait_for(
+            lambda: versions and not versions[-1]["metadata"].get("finalizers"),
+            60,
+            "the finalizer removed",
+        )
+    # The daemon was gone when Kopf read the final status: Kopf did not patch the object
+    # again to see it stop (an API write per export).
+    touched = [v["metadata"]["resourceVersion"] for v in versions if "dummy" in kopf_status(v)]
+    assert touched == []
     # A run this operator started has no earlier job to adopt: it creates without listing.
     assert emulator.counters().get("GetExportJobs", 0) == listed
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "ppe/nightly", "--timeout=10s")

@@ -209,6 +209,10 @@ class ExportReconciler:
                 ):
                     await self._commit(body, run)
                     await self._let_go(run, logger)
+                if not export_state.is_active(run.status):
+                    # Ended, and gone before Kopf reads the final status: Kopf, finding the
+                    # daemon still running, would patch the object again to see it stop.
+                    break
                 if outcome.retry:
                     delay = backoff(attempt)
                     attempt += 1

@@ -309,16 +309,33 @@ def copying(fake: FakeApi) -> None:
     fake.writes.clear()
 
 
-def test_the_daemon_writes_the_result_of_a_copy_job_being_deleted_then_lets_it_go() -> None:
+def run_daemon(
+    reconciler: ExportReconciler, fake: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> list[float]:
+    """Run the export's daemon to its end; the waits it made between steps."""
+    waits: list[float] = []
+
+    async def wait(delay: float, *_: Any) -> None:
+        waits.append(delay)
+
+    monkeypatch.setattr(reconciler_module, "wait_for_wakeup", wait)
+    asyncio.run(reconciler.run(fake.get(fake.path), NeverStopped(), Logger()))  # type: ignore[arg-type]
+    return waits
+
+
+def test_the_daemon_writes_the_result_of_a_copy_job_being_deleted_then_lets_it_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Its TTL deleted the Job (pods first, summary with them) while no operator ran: the
     export succeeds by the Job's condition, and only then may the Job go; it is not made
     again."""
-    export = make_export(pollIntervalSeconds=0)  # the daemon's last wait, after the result
+    export = make_export()
     fake = FakeApi(export)
     copying(fake)
     fake.objects[job_path(export)] = copy_job(export, True, "Complete")
     reconciler = Replica(fake, FakePinpoint()).reconciler
-    asyncio.run(reconciler.run(fake.get(fake.path), NeverStopped(), Logger()))  # type: ignore[arg-type]
+    waits = run_daemon(reconciler, fake, monkeypatch)
+    assert waits == []  # gone once the result is written, before Kopf sees it
     status = fake.objects[fake.path]["status"]
     assert status["phase"] == "Succeeded"
     assert "the copier's summary (files, bytes) was lost with its pods" in status["message"]
