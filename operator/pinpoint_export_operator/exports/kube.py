@@ -269,9 +269,12 @@ def _copy_job(job: Json, summary: CopierSummary | None, pod_failure: str = "") -
     for condition in status.get("conditions") or []:
         if condition["status"] != "True":
             continue
-        if condition["type"] == "Complete":
+        # Kubernetes 1.31+ says how a Job ends (SuccessCriteriaMet, FailureTarget) in one update
+        # and that it ended (Complete, Failed) in the next, once its pods are gone: the first
+        # is enough, and the export's status is written once rather than once for each.
+        if condition["type"] in ("Complete", "SuccessCriteriaMet"):
             finished = "Complete"
-        elif condition["type"] == "Failed":
+        elif condition["type"] in ("Failed", "FailureTarget"):
             finished = "Failed"
             failure = f"{condition.get('reason')}: {condition.get('message')}"
     if pod_failure:

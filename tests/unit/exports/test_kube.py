@@ -46,6 +46,18 @@ def test_a_complete_job_carries_the_copiers_summary() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("ending", "finished"),
+    [("SuccessCriteriaMet", "Complete"), ("FailureTarget", "Failed")],
+)
+def test_a_job_is_finished_as_soon_as_kubernetes_says_how_it_ends(
+    ending: str, finished: str
+) -> None:
+    """The update before the terminal condition: its pod has ended, `active` is 0 already."""
+    status = {"uncountedTerminatedPods": {}, "conditions": [{"type": ending, "status": "True"}]}
+    assert _copy_job(job(status), summary=None).finished == finished
+
+
 def test_a_failed_job_says_why_with_the_copiers_words() -> None:
     failed = {
         "type": "Failed",
