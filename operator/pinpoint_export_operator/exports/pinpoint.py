@@ -75,33 +75,18 @@ class Pinpoint:
                     cursor.token = None
                     return parse_job(item, adopted=True)
             # An empty page says nothing of age: only a token's absence ends the list there.
-            if not cursor.token or (items and all(_older(i, created_after) for i in items)):
+            dates = [item.get("CreationDate") for item in items]
+            if not cursor.token or (dates and all(created_before(d, created_after) for d in dates)):
                 cursor.token = None  # searched to the end: the next search starts afresh
                 return None
 
-    def list_export_jobs(
-        self, application_id: str, wanted: set[str], created_after: datetime | None
-    ) -> dict[str, ExportJob]:
-        """The jobs of `wanted` (ids) that an application's listing shows, by id.
-
-        Newest first, so the listing stops when all are found, or at the first page whose jobs
-        are all older than `created_after` (the oldest wanted job's creation, if known). It
-        also stops once it has read as many pages as there are jobs still missing: a missing
-        job is asked for alone, and the listing never costs more calls than that would."""
-        found: dict[str, ExportJob] = {}
-        token: str | None = None
-        pages = 0
-        while pages < len(wanted) - len(found):
-            items, token = self._page(application_id, None, token)
-            pages += 1
-            for item in items:
-                if item.get("Id") in wanted:
-                    found[item["Id"]] = parse_job(item)
-            if not token or (
-                created_after and items and all(_older(i, created_after) for i in items)
-            ):
-                break
-        return found
+    def export_jobs_page(
+        self, application_id: str, token: str | None
+    ) -> tuple[list[ExportJob], str | None]:
+        """A page of an application's export jobs, newest first, and the next page's token
+        (None: the last page)."""
+        items, token = self._page(application_id, None, token)
+        return [parse_job(item) for item in items], token
 
     def _page(
         self, application_id: str, segment_id: str | None, token: str | None
@@ -148,9 +133,12 @@ def _error_code(error: Exception) -> str:
     return type(error).__name__
 
 
-def _older(item: dict[str, Any], moment: datetime) -> bool:
-    """Whether Pinpoint created the job before `moment` (False when it does not say)."""
+def created_before(creation_date: Any, moment: datetime) -> bool:
+    """Whether Pinpoint created a job (its CreationDate) before `moment`; False when it does
+    not say."""
+    if not isinstance(creation_date, str):
+        return False
     try:
-        return timestamps.parse(item["CreationDate"]) < moment
-    except (KeyError, TypeError, ValueError):
+        return timestamps.parse(creation_date) < moment
+    except ValueError:
         return False

@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pinpoint_export_operator.exports.pinpoint import Pinpoint
+from pinpoint_export_operator.exports.pinpoint import Pinpoint, created_before
 from pinpoint_export_operator.exports.steps import ExportJob
 from pinpoint_export_operator.runtime import metrics, timestamps
 from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, classify
@@ -76,22 +76,18 @@ class JobPolls:
         pinpoint = Pinpoint(self._aws.client("pinpoint", identity))
         async with self._aws.slot():
             del self._batches[key]  # polls from here on wait for the next slot, together
-            alone = list(batch.answers)
-            if len(alone) > 1:
+            missing = set(batch.answers)
+            if len(missing) > 1:
                 try:
-                    found = await self._aws.call(
-                        pinpoint.list_export_jobs, application_id, set(alone), batch.oldest()
-                    )
+                    await self._list(pinpoint, application_id, batch, missing)
                 except Exception as error:
                     if classify(error, "GetExportJobs").transient:
                         # Throttled, say: each GetExportJob would be too. The exports back off.
                         for answers in batch.answers.values():
                             _fail(answers, error)
                         return
-                    found = {}  # refused (a policy without the listing?): each asked alone
-                for job_id, job in found.items():
-                    _give(batch.answers[job_id], job, "GetExportJobs")
-                alone = [job_id for job_id in alone if job_id not in found]
+                    # Refused (a policy without the listing?): those not found asked alone.
+            alone = [job_id for job_id in batch.answers if job_id in missing]
             if len(alone) == 1:
                 await self._get(pinpoint, application_id, alone[0], batch.answers[alone[0]])
                 return
@@ -101,6 +97,30 @@ class JobPolls:
                 for job_id in alone
             )
         )
+
+    async def _list(
+        self, pinpoint: Pinpoint, application_id: str, batch: _Batch, missing: set[str]
+    ) -> None:
+        """Answer the polls of `missing` from the application's listing, page by page (a poll
+        does not wait for the pages after its job's); `missing` keeps the jobs not found.
+
+        Newest first, so the listing stops at the first page whose jobs are all older than the
+        oldest wanted job (if every creation is known). It also stops once it has read as many
+        pages as jobs are still missing: asked alone, they cost no more calls than that."""
+        oldest = batch.oldest()
+        token: str | None = None
+        pages = 0
+        while pages < len(missing):
+            jobs, token = await self._aws.call(pinpoint.export_jobs_page, application_id, token)
+            pages += 1
+            for job in jobs:
+                if job.id in missing:
+                    missing.discard(job.id)
+                    _give(batch.answers[job.id], job, "GetExportJobs")
+            if not token or (
+                oldest and jobs and all(created_before(j.creation_date, oldest) for j in jobs)
+            ):
+                return
 
     async def _get(
         self,

@@ -79,30 +79,3 @@ def test_the_search_stops_at_the_first_page_older_than_the_cutoff() -> None:
     assert search(listing, cursor) is None
     assert listing.tokens == [None, "p2"]
     assert cursor.token is None
-
-
-def listed(listing: FakeListing, wanted: set[str], created_after: Any = None) -> set[str]:
-    return set(Pinpoint(listing).list_export_jobs(APP, wanted, created_after))
-
-
-def test_a_listing_for_polls_stops_once_it_has_found_every_job() -> None:
-    a, b, c = job(NEW, "a/"), job(NEW, "b/"), job(NEW, "c/")
-    listing = FakeListing([a, job(NEW)], [b, c], [job(NEW)])
-    wanted = {a["Id"], b["Id"], c["Id"]}
-    assert listed(listing, wanted) == wanted
-    assert listing.tokens == [None, "p2"]
-
-
-def test_a_listing_for_polls_stops_at_jobs_older_than_the_oldest_wanted() -> None:
-    a = job(NEW, "a/")
-    listing = FakeListing([a], [job(OLD), job(OLD)], [job(OLD, "b/")])
-    assert listed(listing, {a["Id"], "missing-1", "missing-2"}, CUTOFF) == {a["Id"]}
-    assert listing.tokens == [None, "p2"]
-
-
-def test_a_listing_for_polls_reads_no_more_pages_than_jobs_still_missing() -> None:
-    a = job(NEW, "a/")
-    listing = FakeListing([a], [job(NEW)], [job(NEW)], [job(NEW, "b/")])
-    # After page 1 one job is missing and one page read: asking for it alone costs no more.
-    assert listed(listing, {a["Id"], job(NEW, "b/")["Id"]}) == {a["Id"]}
-    assert listing.tokens == [None]

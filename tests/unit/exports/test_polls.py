@@ -15,43 +15,46 @@ from pinpoint_export_operator.runtime.aws import Identity
 
 APP = "0" * 32
 IDENTITY = Identity(region="us-east-1", endpoint_url=None)
-CREATED = "2026-11-28T10:00:00Z"
+NEW, OLD = "2026-11-28T11:00:00Z", "2026-11-28T09:00:00Z"
 
 
-def error(code: str, status: int, operation: str) -> ClientError:
+def error(code: str, status: int) -> ClientError:
     response: Any = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
-    return ClientError(response, operation)
+    return ClientError(response, "GetExportJobs")
 
 
 class FakePinpoint:
-    """GetExportJob and GetExportJobs (one page, newest first) as the boto3 client takes them."""
+    """GetExportJob, and GetExportJobs over fixed pages of job ids (token `pN`: page N), as the
+    boto3 client takes them. Ids starting with `old` were created at OLD, the others at NEW."""
 
-    def __init__(
-        self,
-        *job_ids: str,
-        unlisted: frozenset[str] = frozenset(),
-        listing_error: Exception | None = None,
-    ) -> None:
-        self.jobs = [{"Id": i, "JobStatus": "PROCESSING", "CreationDate": CREATED} for i in job_ids]
-        self.unlisted = unlisted  # jobs that GetExportJob finds and the listing does not show
+    def __init__(self, *pages: list[str], listing_error: Exception | None = None) -> None:
+        self.pages = pages
         self.listing_error = listing_error
-        self.calls: list[str] = []
+        self.calls: list[str] = []  # and, in order, the polls answered (`answered <id>`)
 
     def get_export_job(self, ApplicationId: str, JobId: str) -> Any:
         self.calls.append(f"GetExportJob {JobId}")
-        job = next(j for j in self.jobs if j["Id"] == JobId)
-        return {"ExportJobResponse": job}
+        return {"ExportJobResponse": job(JobId)}
 
     def get_export_jobs(self, ApplicationId: str, PageSize: str, Token: str | None = None) -> Any:
-        self.calls.append("GetExportJobs")
+        number = int(Token[1:]) if Token else 1
+        self.calls.append(f"GetExportJobs p{number}")
         if self.listing_error:
             raise self.listing_error
-        listed = [j for j in self.jobs if j["Id"] not in self.unlisted]
-        return {"ExportJobsResponse": {"Item": listed}}
+        page: dict[str, Any] = {"Item": [job(i) for i in self.pages[number - 1]]}
+        if number < len(self.pages):
+            page["NextToken"] = f"p{number + 1}"
+        return {"ExportJobsResponse": page}
+
+
+def job(job_id: str) -> dict[str, Any]:
+    created = OLD if job_id.startswith("old") else NEW
+    return {"Id": job_id, "JobStatus": "PROCESSING", "CreationDate": created}
 
 
 class FakeAws:
-    """AwsCalls with one slot, which the test may hold; calls run on the event loop."""
+    """AwsCalls with one slot, which the test may hold; calls run on the event loop, each
+    after the polls already answered have had their turn."""
 
     def __init__(self, pinpoint: FakePinpoint | Callable[[], Any]) -> None:
         self.pinpoint = pinpoint
@@ -67,65 +70,95 @@ class FakeAws:
             yield
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        await asyncio.sleep(0)
         return fn(*args)
 
     def client(self, service: str, identity: Identity) -> Any:
         return self.pinpoint() if callable(self.pinpoint) else self.pinpoint
 
 
-async def poll_together(aws: FakeAws, job_ids: list[str]) -> list[Any]:
+async def poll_together(pinpoint: FakePinpoint, job_ids: list[str]) -> list[Any]:
     """Poll `job_ids` while the only slot is taken, then free it: the polls wait together."""
+    aws = FakeAws(pinpoint)
     polls = JobPolls(aws)  # type: ignore[arg-type]
+
+    async def poll(job_id: str) -> Any:
+        answer = await polls.poll(IDENTITY, APP, job_id, job(job_id)["CreationDate"])
+        pinpoint.calls.append(f"answered {job_id}")
+        return answer
+
     async with aws.busy:
-        tasks = [asyncio.create_task(polls.poll(IDENTITY, APP, i, CREATED)) for i in job_ids]
+        tasks = [asyncio.create_task(poll(i)) for i in job_ids]
         await asyncio.sleep(0)  # lets every poll join its batch (no time passes)
     return await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_a_poll_alone_is_one_get_export_job() -> None:
-    pinpoint = FakePinpoint("a", "b")
-    job = await JobPolls(FakeAws(pinpoint)).poll(IDENTITY, APP, "a", CREATED)  # type: ignore[arg-type]
+    pinpoint = FakePinpoint(["a", "b"])
+    job = await JobPolls(FakeAws(pinpoint)).poll(IDENTITY, APP, "a", NEW)  # type: ignore[arg-type]
     assert job.id == "a" and job.job_status == "PROCESSING"
     assert pinpoint.calls == ["GetExportJob a"]
 
 
 async def test_polls_waiting_together_are_answered_by_one_listing() -> None:
-    pinpoint = FakePinpoint("c", "b", "a")
-    jobs = await poll_together(FakeAws(pinpoint), ["a", "b", "c", "a"])
+    pinpoint = FakePinpoint(["c", "b", "a"])
+    jobs = await poll_together(pinpoint, ["a", "b", "c", "a"])
     assert [j.id for j in jobs] == ["a", "b", "c", "a"]
-    assert pinpoint.calls == ["GetExportJobs"]
+    assert [c for c in pinpoint.calls if c.startswith("Get")] == ["GetExportJobs p1"]
 
 
-async def test_a_job_the_listing_does_not_show_is_asked_for_alone() -> None:
-    pinpoint = FakePinpoint("b", "a", unlisted={"b"})
-    jobs = await poll_together(FakeAws(pinpoint), ["a", "b"])
+async def test_a_poll_is_answered_by_its_page_before_the_next_is_read() -> None:
+    pinpoint = FakePinpoint(["a", "x"], ["b", "c"], ["d"])
+    await poll_together(pinpoint, ["a", "b", "c"])
+    assert pinpoint.calls == [
+        "GetExportJobs p1",
+        "answered a",
+        "GetExportJobs p2",  # found the rest: page 3 is not read
+        "answered b",
+        "answered c",
+    ]
+
+
+async def test_the_listing_stops_at_a_page_older_than_every_job_wanted() -> None:
+    pinpoint = FakePinpoint(["a", "x"], ["old1", "old2"], ["b"])
+    jobs = await poll_together(pinpoint, ["a", "b", "c"])
+    assert [j.id for j in jobs] == ["a", "b", "c"]
+    # b and c are not on pages 1-2, and nothing after page 2 is newer: each asked alone.
+    listing = [c for c in pinpoint.calls if c.startswith("Get")]
+    assert listing == ["GetExportJobs p1", "GetExportJobs p2", "GetExportJob b", "GetExportJob c"]
+
+
+async def test_the_listing_reads_no_more_pages_than_jobs_still_missing() -> None:
+    pinpoint = FakePinpoint(["a"], ["x"], ["y"], ["b"])
+    jobs = await poll_together(pinpoint, ["a", "b"])
     assert [j.id for j in jobs] == ["a", "b"]
-    assert pinpoint.calls == ["GetExportJobs", "GetExportJob b"]
+    # After page 1, one job is missing and one page was read: asked alone, it costs no more.
+    listing = [c for c in pinpoint.calls if c.startswith("Get")]
+    assert listing == ["GetExportJobs p1", "GetExportJob b"]
 
 
 async def test_a_throttled_listing_fails_every_poll_without_asking_each() -> None:
-    throttled = error("TooManyRequestsException", 429, "GetExportJobs")
-    pinpoint = FakePinpoint("b", "a", listing_error=throttled)
-    answers = await poll_together(FakeAws(pinpoint), ["a", "b"])
-    assert answers == [throttled, throttled]
-    assert pinpoint.calls == ["GetExportJobs"]
+    throttled = error("TooManyRequestsException", 429)
+    pinpoint = FakePinpoint(["b", "a"], listing_error=throttled)
+    assert await poll_together(pinpoint, ["a", "b"]) == [throttled, throttled]
+    assert pinpoint.calls == ["GetExportJobs p1"]
 
 
 async def test_a_refused_listing_asks_each_job_alone() -> None:
-    refused = error("ForbiddenException", 403, "GetExportJobs")
-    pinpoint = FakePinpoint("b", "a", listing_error=refused)
-    jobs = await poll_together(FakeAws(pinpoint), ["a", "b"])
+    pinpoint = FakePinpoint(["b", "a"], listing_error=error("ForbiddenException", 403))
+    jobs = await poll_together(pinpoint, ["a", "b"])
     assert [j.id for j in jobs] == ["a", "b"]
-    assert pinpoint.calls == ["GetExportJobs", "GetExportJob a", "GetExportJob b"]
+    listing = [c for c in pinpoint.calls if c.startswith("Get")]
+    assert listing == ["GetExportJobs p1", "GetExportJob a", "GetExportJob b"]
 
 
 async def test_a_poll_given_up_on_leaves_the_others_their_answers() -> None:
-    pinpoint = FakePinpoint("b", "a")
+    pinpoint = FakePinpoint(["b", "a"])
     aws = FakeAws(pinpoint)
     polls = JobPolls(aws)  # type: ignore[arg-type]
     async with aws.busy:
-        given_up = asyncio.create_task(polls.poll(IDENTITY, APP, "a", CREATED))
-        kept = asyncio.create_task(polls.poll(IDENTITY, APP, "b", CREATED))
+        given_up = asyncio.create_task(polls.poll(IDENTITY, APP, "a", NEW))
+        kept = asyncio.create_task(polls.poll(IDENTITY, APP, "b", NEW))
         await asyncio.sleep(0)
         given_up.cancel()
     assert (await kept).id == "b"
@@ -133,7 +166,7 @@ async def test_a_poll_given_up_on_leaves_the_others_their_answers() -> None:
 
 
 async def test_a_client_that_cannot_be_made_fails_the_poll_and_not_the_next() -> None:
-    pinpoint = FakePinpoint("a")
+    pinpoint = FakePinpoint(["a"])
     clients: list[Any] = [NoRegionError(), pinpoint]
 
     def client() -> Any:
@@ -144,5 +177,5 @@ async def test_a_client_that_cannot_be_made_fails_the_poll_and_not_the_next() ->
 
     polls = JobPolls(FakeAws(client))  # type: ignore[arg-type]
     with pytest.raises(NoRegionError):
-        await polls.poll(IDENTITY, APP, "a", CREATED)
-    assert (await polls.poll(IDENTITY, APP, "a", CREATED)).id == "a"
+        await polls.poll(IDENTITY, APP, "a", NEW)
+    assert (await polls.poll(IDENTITY, APP, "a", NEW)).id == "a"
