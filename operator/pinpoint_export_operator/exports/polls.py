@@ -55,7 +55,7 @@ class JobPolls:
             task.add_done_callback(self._tasks.discard)
         answer: Answer = asyncio.get_running_loop().create_future()
         batch.answers.setdefault(job_id, []).append(answer)
-        batch.created[job_id] = timestamps.parse(created) if created else None
+        batch.created[job_id] = _moment(created)
         return await answer
 
     async def _answer(self, key: tuple[Identity, str], batch: _Batch) -> None:
@@ -138,6 +138,15 @@ class JobPolls:
             _fail(answers, error)
         else:
             _give(answers, job, "GetExportJob")
+
+
+def _moment(creation_date: str | None) -> datetime | None:
+    """A job's CreationDate as a time; None if unknown, or in a form not understood (the
+    listing then reads on without that bound)."""
+    try:
+        return timestamps.parse(creation_date) if creation_date else None
+    except ValueError:
+        return None
 
 
 # A poll given up on meanwhile (its export deleted, say) has no answer to take.

@@ -210,8 +210,8 @@ class ExportReconciler:
                     await self._commit(body, run)
                     await self._let_go(run, logger)
                 if not export_state.is_active(run.status):
-                    # Ended, and gone before Kopf reads the final status: Kopf, finding the
-                    # daemon still running, would patch the object again to see it stop.
+                    # Ended: no wait. Kopf stops a daemon it finds still running when the final
+                    # status arrives in later passes, which may patch the object to come back.
                     break
                 if outcome.retry:
                     delay = backoff(attempt)
