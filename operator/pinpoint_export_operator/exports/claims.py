@@ -17,8 +17,11 @@ from pinpoint_export_operator.runtime import timestamps
 # How long a claim to create the Pinpoint job holds: longer than one CreateExportJob call can
 # last (the client's connect and read timeouts, one attempt), so that a claim older than this
 # means its call has ended, and its job, if any, is listed. A create starts only while its
-# claim holds for a whole call (`claim_holds`).
-CLAIM_SECONDS = 60.0
+# claim holds for a whole call (`claim_holds`). Twice that and more: a claim may wait 80 s for
+# an AWS place without being written again (at 2,000 exports created at once, with 60 s, most
+# creates were claimed two or three times while they queued); a replica that died holding a
+# claim is taken over after 2 minutes.
+CLAIM_SECONDS = 120.0
 
 
 def claim(status: ExportStatus, caller: Caller) -> ExportStatus:

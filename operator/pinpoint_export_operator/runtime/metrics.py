@@ -122,7 +122,7 @@ POOL_WAIT = Histogram(
     "pinpoint_export_pool_wait_seconds",
     "How long a blocking call waited for a thread, by pool (aws, kubernetes).",
     ["pool"],
-    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
     registry=REGISTRY,
 )
 LAG_PROBE_SECONDS = 0.5

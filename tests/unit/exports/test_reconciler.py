@@ -17,11 +17,13 @@ from kubernetes import client
 from pinpoint_export_operator import api
 from pinpoint_export_operator.config import ExportDefaults
 from pinpoint_export_operator.exports import reconciler as reconciler_module
+from pinpoint_export_operator.exports.claims import CLAIM_SECONDS
 from pinpoint_export_operator.exports.kube import Kube
 from pinpoint_export_operator.exports.reconciler import IDENTITY, ExportReconciler, _Run
 from pinpoint_export_operator.exports.steps import Caller, Export, Outcome
 from pinpoint_export_operator.runtime import events as events_module
 from pinpoint_export_operator.runtime import timestamps
+from pinpoint_export_operator.runtime.aws import ATTEMPT_SECONDS
 from pinpoint_export_operator.runtime.kube_json import Json, namespaced
 from pinpoint_export_operator.runtime.objects import own_status
 from pinpoint_export_operator.runtime.wakeups import Wakeups
@@ -228,7 +230,7 @@ def test_a_refused_preflight_drops_the_claim_so_two_replicas_create_once() -> No
     first = Replica(fake, pinpoint)
     first.start()  # records the run and claims the first create
     assert reason(first.step()) == "ClaimNotFound"
-    clock.advance(61)  # the first replica's claim has expired: the standby may go on
+    clock.advance(CLAIM_SECONDS + 1)  # the first replica's claim has expired: the standby may go on
     standby = Replica(fake, pinpoint, STANDBY)
     assert reason(standby.step()) == "ClaimNotFound"
     fake.add("persistentvolumeclaims", "exports")  # GitOps creates it
@@ -239,17 +241,17 @@ def test_a_refused_preflight_drops_the_claim_so_two_replicas_create_once() -> No
 
 
 def test_a_claim_grown_too_old_before_the_create_is_written_again_first() -> None:
-    """The Secret's read, the search and the wait for a thread took 25 s: a create begun now
-    could outlast the claim (60 s, less one call's 40 s), so the claim is renewed first."""
+    """The Secret's read, the search and the wait for a thread took longer than the claim
+    less one call's 40 s: a create begun now could outlast it, so it is renewed first."""
     export = make_export()
     fake, pinpoint = FakeApi(export), FakePinpoint()
     replica = Replica(fake, pinpoint)
     replica.start()
-    replica.aws.waiting.append(lambda: clock.advance(25))
+    replica.aws.waiting.append(lambda: clock.advance(CLAIM_SECONDS - ATTEMPT_SECONDS + 5))
     outcome = replica.step()
     assert outcome is not None and outcome.status["phase"] == "Exporting"
-    assert fake.claims == [(IDENTITY, T0), (IDENTITY, "2026-11-28T10:00:25Z")]
-    assert pinpoint.jobs[0]["CreationDate"] == "2026-11-28T10:00:25Z"  # after the new claim
+    assert fake.claims == [(IDENTITY, T0), (IDENTITY, clock.now())]
+    assert pinpoint.jobs[0]["CreationDate"] == clock.now()  # after the new claim
     assert created(pinpoint, export) == 1
     # Renewed with the slot held: queued again, the claim could grow too old again.
     assert replica.aws.slots == 1
@@ -262,7 +264,7 @@ def test_a_claim_taken_over_while_waiting_for_a_thread_creates_nothing() -> None
     replica.start()
 
     def taken_over() -> None:
-        clock.advance(61)
+        clock.advance(CLAIM_SECONDS + 1)
         status = {"exportJob": {"requestedBy": STANDBY, "requestedAt": clock.now()}}
         version = fake.objects[fake.path]["metadata"]["resourceVersion"]
         fake.merge_patch(

@@ -347,7 +347,8 @@ def test_a_fresh_claim_of_another_replica_is_waited_out() -> None:
 
 
 def test_an_expired_claim_of_another_replica_means_search_then_create() -> None:
-    later = Caller("operator-a", "2026-11-28T10:01:01Z")
+    expired = timestamps.parse(T0) + timedelta(seconds=CLAIM_SECONDS + 1)
+    later = Caller("operator-a", timestamps.format(expired))
     action = state.next_action(claimed_by("operator-b", T0), later)
     assert action == EnsureExportJob(pending()["exportJob"]["s3Url"], search=True)
 
