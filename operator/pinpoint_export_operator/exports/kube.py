@@ -283,14 +283,17 @@ def _copy_job(job: Json, summary: CopierSummary | None, pod_failure: str = "") -
         reason = failure.split(":", 1)[0]
         failure = f"{reason}; copier said: {pod_failure}" if reason else pod_failure
     meta = job["metadata"]
+    uncounted = status.get("uncountedTerminatedPods") or {}
     return CopyJob(
         name=meta["name"],
         deleting=bool(meta.get("deletionTimestamp")),
         creation_timestamp=meta.get("creationTimestamp"),
         finalizer=api.COPY_JOB_FINALIZER in (meta.get("finalizers") or ()),
         active=status.get("active") or 0,
-        succeeded=status.get("succeeded") or 0,
-        failed=status.get("failed") or 0,
+        # Pods that ended are counted in `uncountedTerminatedPods` first (so at
+        # SuccessCriteriaMet / FailureTarget), in `succeeded` / `failed` in a later update.
+        succeeded=(status.get("succeeded") or 0) + len(uncounted.get("succeeded") or ()),
+        failed=(status.get("failed") or 0) + len(uncounted.get("failed") or ()),
         ready=status.get("ready") or 0,
         finished=finished,  # type: ignore[arg-type]
         failure_message=failure,

@@ -53,9 +53,16 @@ def test_a_complete_job_carries_the_copiers_summary() -> None:
 def test_a_job_is_finished_as_soon_as_kubernetes_says_how_it_ends(
     ending: str, finished: str
 ) -> None:
-    """The update before the terminal condition: its pod has ended, `active` is 0 already."""
-    status = {"uncountedTerminatedPods": {}, "conditions": [{"type": ending, "status": "True"}]}
-    assert _copy_job(job(status), summary=None).finished == finished
+    """The update before the terminal condition: its pod has ended, `active` is 0 already, and
+    the pod is not counted yet (its uid is in `uncountedTerminatedPods`)."""
+    outcome = "succeeded" if finished == "Complete" else "failed"
+    status = {
+        "uncountedTerminatedPods": {outcome: ["uid-1"]},
+        "conditions": [{"type": ending, "status": "True"}],
+    }
+    observed = _copy_job(job(status), summary=None)
+    assert observed.finished == finished
+    assert (observed.active, getattr(observed, outcome)) == (0, 1)
 
 
 def test_a_failed_job_says_why_with_the_copiers_words() -> None:
