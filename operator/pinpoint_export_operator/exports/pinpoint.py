@@ -133,12 +133,19 @@ def _error_code(error: Exception) -> str:
     return type(error).__name__
 
 
+def creation_moment(creation_date: Any) -> datetime | None:
+    """A job's CreationDate as a time; None when Pinpoint does not say, or not in a form
+    understood."""
+    if not isinstance(creation_date, str):
+        return None
+    try:
+        return timestamps.parse(creation_date)
+    except ValueError:
+        return None
+
+
 def created_before(creation_date: Any, moment: datetime) -> bool:
     """Whether Pinpoint created a job (its CreationDate) before `moment`; False when it does
     not say."""
-    if not isinstance(creation_date, str):
-        return False
-    try:
-        return timestamps.parse(creation_date) < moment
-    except ValueError:
-        return False
+    created = creation_moment(creation_date)
+    return created is not None and created < moment

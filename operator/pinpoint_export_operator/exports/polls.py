@@ -14,9 +14,13 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pinpoint_export_operator.exports.pinpoint import Pinpoint, created_before
+from pinpoint_export_operator.exports.pinpoint import (
+    Pinpoint,
+    created_before,
+    creation_moment,
+)
 from pinpoint_export_operator.exports.steps import ExportJob
-from pinpoint_export_operator.runtime import metrics, timestamps
+from pinpoint_export_operator.runtime import metrics
 from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, classify
 
 Answer = asyncio.Future[ExportJob]
@@ -55,7 +59,7 @@ class JobPolls:
             task.add_done_callback(self._tasks.discard)
         answer: Answer = asyncio.get_running_loop().create_future()
         batch.answers.setdefault(job_id, []).append(answer)
-        batch.created[job_id] = _moment(created)
+        batch.created[job_id] = creation_moment(created)
         return await answer
 
     async def _answer(self, key: tuple[Identity, str], batch: _Batch) -> None:
@@ -138,15 +142,6 @@ class JobPolls:
             _fail(answers, error)
         else:
             _give(answers, job, "GetExportJob")
-
-
-def _moment(creation_date: str | None) -> datetime | None:
-    """A job's CreationDate as a time; None if unknown, or in a form not understood (the
-    listing then reads on without that bound)."""
-    try:
-        return timestamps.parse(creation_date) if creation_date else None
-    except ValueError:
-        return None
 
 
 # A poll given up on meanwhile (its export deleted, say) has no answer to take.
