@@ -180,6 +180,13 @@ def main() -> int:
     parser.add_argument(
         "--namespaces", type=int, default=1, help="spread the exports over this many namespaces"
     )
+    parser.add_argument(
+        "--trace-memory",
+        type=Path,
+        metavar="REPORT",
+        help="run the operator under tracemalloc (bench/traced_operator.py), reporting there; "
+        "the run's figures are then printed, not saved",
+    )
     args = parser.parse_args()
 
     state_dir = ROOT / ".sandbox"
@@ -225,9 +232,10 @@ def main() -> int:
         "PPE_METRICS_PORT": str(metrics_port := process.free_port()),
         "PPE_LOG_LEVEL": "WARNING",
     }
-    operator = process.start(
-        [sys.executable, "-m", "pinpoint_export_operator", "run"], log, env=operator_env
-    )
+    command = [sys.executable, "-m", "pinpoint_export_operator", "run"]
+    if args.trace_memory:
+        command[1:3] = [str(ROOT / "bench" / "traced_operator.py"), str(args.trace_memory)]
+    operator = process.start(command, log, env=operator_env)
     try:
         load_before = os.getloadavg()
         busy_before, sandbox_before = machine_busy(), sandbox_cpu(state_dir)
@@ -359,8 +367,9 @@ def main() -> int:
         "operator_internals": internals(scraped.decode()),
         "operator_rss_timeline": timeline,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"operator-{args.exports}.json").write_text(json.dumps(result, indent=2) + "\n")
+    if not args.trace_memory:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"operator-{args.exports}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0 if succeeded == args.exports else 1
 
