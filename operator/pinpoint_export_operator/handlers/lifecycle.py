@@ -18,7 +18,7 @@ from pinpoint_export_operator import api
 from pinpoint_export_operator.config import OperatorConfig
 from pinpoint_export_operator.exports.kube import Kube
 from pinpoint_export_operator.exports.reconciler import ExportReconciler
-from pinpoint_export_operator.runtime import metrics
+from pinpoint_export_operator.runtime import memory, metrics
 from pinpoint_export_operator.runtime.aws import AwsCalls
 from pinpoint_export_operator.runtime.inventory import Inventory
 from pinpoint_export_operator.runtime.kube_json import KubeJson, served_resources
@@ -46,7 +46,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # (a TLS handshake).
     threads = max(KUBERNETES_THREADS, cfg.aws_concurrency) + SCHEDULES_API_POOL
     asyncio.get_running_loop().set_default_executor(metrics.MeasuredPool(threads, "kubernetes"))
-    memo.loop_lag = asyncio.create_task(metrics.watch_loop_lag())
+    memo.background = [
+        asyncio.create_task(metrics.watch_loop_lag()),
+        asyncio.create_task(memory.release_free_memory_periodically()),
+    ]
 
     memo.exports = ExportReconciler(
         Kube(kube_json(threads)),
@@ -107,8 +110,8 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         memo.exports.close()
     if "metrics" in memo:
         await memo.metrics.cleanup()
-    if "loop_lag" in memo:
-        memo.loop_lag.cancel()
+    for task in memo.get("background", []):
+        task.cancel()
     if "inventory" in memo:
         metrics.REGISTRY.unregister(memo.inventory)
 
