@@ -351,7 +351,7 @@ class ExportReconciler:
                 app, spec["roleArn"], action.s3_url, segment, spec.get("segmentVersion")
             )
 
-        async with self._aws.slot(creates=True):
+        async with self._aws.slot():
             while True:
                 try:
                     created = await self._aws.call(create)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -167,10 +167,6 @@ class AwsCalls:
 
     def __init__(self, concurrency: int) -> None:
         self._semaphore = asyncio.Semaphore(concurrency)
-        # Creates may hold all places but a quarter: a poll then never waits behind a queue of
-        # creates (2,000 exports at once queued theirs for minutes, and the polls of jobs that
-        # had finished meanwhile waited behind them), and creates are never starved by polls.
-        self._creates = asyncio.Semaphore(max(1, concurrency - max(1, concurrency // 4)))
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="aws")
         self._wait = POOL_WAIT.labels("aws")
         # A connection per worker thread, or urllib3 discards and reopens them under load.
@@ -190,12 +186,11 @@ class AwsCalls:
             return await self.call(fn, *args, **kwargs)
 
     @asynccontextmanager
-    async def slot(self, *, creates: bool = False) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncIterator[None]:
         """One of the `concurrency` places for calls, held across awaits: for work that must
-        directly precede a call (see `call`), so that it does not queue again after it.
-        `creates`: for calls that start new work, which leave a share of places to the rest."""
+        directly precede a call (see `call`), so that it does not queue again after it."""
         queued = time.monotonic()
-        async with self._creates if creates else nullcontext(), self._semaphore:
+        async with self._semaphore:
             # Calls queue here, never in the pool, whose threads are as many.
             self._wait.observe(time.monotonic() - queued)
             yield
