@@ -6,8 +6,9 @@ work is mostly waiting on the network.
 
 Even so, free memory inside the heap stays resident: glibc gives back only the top of a heap.
 500 exports started at once left about a third of the operator's resident size free (217 MB,
-143 MB once trimmed), and the peak depended on how that burst happened to interleave, so the
-free pages are given back every few seconds."""
+143 MB once trimmed), how much depending on how the burst happened to interleave. The free
+pages are given back every few seconds, so what stays after a burst is what the operator holds;
+the burst's own peak is not lowered."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ RELEASE_SECONDS = 5.0
 
 
 def _glibc(function: str) -> Callable[..., int] | None:
-    """`function` of the C library if it is glibc's; None elsewhere (musl has neither)."""
+    """`function` of the C library; None where it has none (glibc's extensions)."""
     try:
         return getattr(ctypes.CDLL(None), function)  # type: ignore[no-any-return]
     except (OSError, AttributeError):
