@@ -147,10 +147,12 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
 
 
 def internals(text: str) -> dict[str, Any]:
-    """p50/p99 (bucket bounds) of the operator's loop lag, pool waits and API latencies."""
+    """p50/p99 (bucket bounds) of the operator's loop lag, pool waits, API latencies and how long
+    after Pinpoint's jobs completed it saw them and created their copy Jobs."""
     series: dict[str, list[tuple[float, float]]] = {}
     for name, labels, count in re.findall(
-        r"^pinpoint_export_((?:event_loop_lag|pool_wait|call_duration)_seconds)_bucket"
+        r"^pinpoint_export_((?:event_loop_lag|pool_wait|call_duration|since_completion)"
+        r"_seconds)_bucket"
         r"\{([^}]*)\} (\S+)$",
         text,
         re.M,

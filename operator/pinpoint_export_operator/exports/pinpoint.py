@@ -133,13 +133,13 @@ def _error_code(error: Exception) -> str:
     return type(error).__name__
 
 
-def creation_moment(creation_date: Any) -> datetime | None:
-    """A job's CreationDate as a time; None when Pinpoint does not say, or not in a form
-    understood."""
-    if not isinstance(creation_date, str):
+def job_moment(date: Any) -> datetime | None:
+    """A job's CreationDate or CompletionDate as a time; None when Pinpoint does not say, or
+    not in a form understood."""
+    if not isinstance(date, str):
         return None
     try:
-        return timestamps.parse(creation_date)
+        return timestamps.parse(date)
     except ValueError:
         return None
 
@@ -147,5 +147,5 @@ def creation_moment(creation_date: Any) -> datetime | None:
 def created_before(creation_date: Any, moment: datetime) -> bool:
     """Whether Pinpoint created a job (its CreationDate) before `moment`; False when it does
     not say."""
-    created = creation_moment(creation_date)
+    created = job_moment(creation_date)
     return created is not None and created < moment

@@ -17,7 +17,7 @@ from datetime import datetime
 from pinpoint_export_operator.exports.pinpoint import (
     Pinpoint,
     created_before,
-    creation_moment,
+    job_moment,
 )
 from pinpoint_export_operator.exports.steps import ExportJob
 from pinpoint_export_operator.runtime import metrics
@@ -59,7 +59,7 @@ class JobPolls:
             task.add_done_callback(self._tasks.discard)
         answer: Answer = asyncio.get_running_loop().create_future()
         batch.answers.setdefault(job_id, []).append(answer)
-        batch.created[job_id] = creation_moment(created)
+        batch.created[job_id] = job_moment(created)
         return await answer
 
     async def _answer(self, key: tuple[Identity, str], batch: _Batch) -> None:

@@ -19,6 +19,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
@@ -30,13 +31,14 @@ from pinpoint_export_operator.exports import claims, copy_job, tenancy
 from pinpoint_export_operator.exports import state as export_state
 from pinpoint_export_operator.exports.credentials import SecretKeys
 from pinpoint_export_operator.exports.kube import CredentialsError, Kube, copy_job_status
-from pinpoint_export_operator.exports.pinpoint import Pinpoint, SearchCursor
+from pinpoint_export_operator.exports.pinpoint import Pinpoint, SearchCursor, job_moment
 from pinpoint_export_operator.exports.polls import JobPolls
 from pinpoint_export_operator.exports.state import Status
 from pinpoint_export_operator.exports.steps import (
     Action,
     Caller,
     ClaimHeld,
+    CopyJob,
     EnsureCopyJob,
     EnsureExportJob,
     Export,
@@ -189,6 +191,7 @@ class ExportReconciler:
                 await self._start(run)
             while export_state.is_active(run.status) and not stopped:
                 wakeup.clear()  # events from here on wake the wait below
+                step_began = time.monotonic()
                 caller = Caller(IDENTITY, now(), run.nothing_created)
                 outcome = export_state.timed_out(export, run.status, caller.now)
                 if outcome is None:
@@ -219,8 +222,12 @@ class ExportReconciler:
                     logger.info(f"retrying in {delay:.1f}s: {run.status.get('message')}")
                 else:
                     attempt = 0
+                    # Polls begin every interval: the time a poll took (a wait for an AWS
+                    # place, the call, the write) is not added to the gap before the next, or a
+                    # job's end would be seen up to that much later than the interval says.
                     poll = float(export.spec.get("pollIntervalSeconds", 15))
-                    delay = outcome.delay or outcome.wait or poll
+                    next_poll = max(0.0, step_began + poll - time.monotonic())
+                    delay = outcome.delay or outcome.wait or next_poll
                 await wait_for_wakeup(delay, wakeup, stopped)
                 if outcome.delay:
                     await self._reread(run)  # what the claim's holder recorded meanwhile
@@ -398,11 +405,17 @@ class ExportReconciler:
         if isinstance(action, PollExportJob):
             identity = await self._identity(run)
             app = export.spec["applicationId"]
-            return await self._polls.poll(identity, app, action.job_id, action.created)
+            job = await self._polls.poll(identity, app, action.job_id, action.created)
+            if job.job_status == export_state.PINPOINT_DONE:
+                _since_completion(job.completion_date, "seen")
+            return job
         if isinstance(action, EnsureCopyJob):
             manifest = copy_job.build(export, self._defaults.copier, action.exported_endpoints)
             run.pods_looked_at = time.monotonic()
-            return await asyncio.to_thread(self._kube.ensure_copy_job, manifest)
+            made = await asyncio.to_thread(self._kube.ensure_copy_job, manifest)
+            if isinstance(made, CopyJob) and made.created:
+                _since_completion(run.status["exportJob"].get("completionDate"), "copy_job")
+            return made
         if isinstance(action, ObserveCopyJob):
             seen = self._seen_jobs.pop(export.uid, None)
             if seen is not None and seen["metadata"]["name"] != action.name:
@@ -468,6 +481,13 @@ class ExportReconciler:
         except (client.ApiException, RuntimeError) as error:
             # Tried again at the Job's next observation or event.
             logger.warning(f"copy Job {name} keeps its finalizer: {error}")
+
+
+def _since_completion(completion_date: str | None, step: str) -> None:
+    completed = job_moment(completion_date)
+    if completed is not None:
+        seconds = (datetime.now(UTC) - completed).total_seconds()
+        metrics.SINCE_COMPLETION.labels(step).observe(max(0.0, seconds))
 
 
 def _secret_name(export: Export) -> str | None:

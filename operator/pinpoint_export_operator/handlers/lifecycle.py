@@ -18,7 +18,7 @@ from pinpoint_export_operator import api
 from pinpoint_export_operator.config import OperatorConfig
 from pinpoint_export_operator.exports.kube import Kube
 from pinpoint_export_operator.exports.reconciler import ExportReconciler
-from pinpoint_export_operator.runtime import memory, metrics
+from pinpoint_export_operator.runtime import kopf_session, memory, metrics
 from pinpoint_export_operator.runtime.aws import AwsCalls
 from pinpoint_export_operator.runtime.inventory import Inventory
 from pinpoint_export_operator.runtime.kube_json import KubeJson, served_resources
@@ -91,6 +91,15 @@ def apply_settings(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> None
         settings.peering.name = cfg.peering
         settings.peering.standalone = False
         settings.peering.priority = cfg.peering_priority
+
+
+@kopf.on.login()
+async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+    """The client library's credentials (in-cluster, else the kubeconfig), as Kopf's own login
+    would find them, in a session that bounds Kopf's requests in flight (`kopf_session`).
+    Async: the session is made on the event loop that uses it."""
+    info = kopf.login_via_client(**kwargs)
+    return kopf_session.session(info) if info is not None else None
 
 
 @kopf.on.probe(id="resources")

@@ -104,6 +104,15 @@ JOB_POLLS = Counter(
     ["answered_by"],
     registry=REGISTRY,
 )
+SINCE_COMPLETION = Histogram(
+    "pinpoint_export_since_completion_seconds",
+    "How long after Pinpoint's job completed (its CompletionDate) this replica took a step: "
+    "seen (the poll that saw it), copy_job (its copy Job created). AWS's clock and the "
+    "operator's may differ.",
+    ["step"],
+    buckets=(0.5, 1, 2, 3, 4, 5, 6, 7, 8, 10, 15, 30, 60, 300),
+    registry=REGISTRY,
+)
 SCHEDULE_MISSED = Counter(
     "pinpoint_export_schedule_missed_runs_total",
     "Scheduled runs of PinpointExportSchedules that did not start (past their deadline).",

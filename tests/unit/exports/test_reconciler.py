@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -129,6 +130,9 @@ class FakePinpoint:
         }
         self.jobs.insert(0, job)
         return {"ExportJobResponse": job}
+
+    def get_export_job(self, ApplicationId: str, JobId: str) -> Json:
+        return {"ExportJobResponse": next(job for job in self.jobs if job["Id"] == JobId)}
 
     def get_export_jobs(self, ApplicationId: str, PageSize: str, Token: str | None = None) -> Json:
         self.listings.append(Token)
@@ -323,6 +327,32 @@ def run_daemon(
     monkeypatch.setattr(reconciler_module, "wait_for_wakeup", wait)
     asyncio.run(reconciler.run(fake.get(fake.path), NeverStopped(), Logger()))  # type: ignore[arg-type]
     return waits
+
+
+def test_polls_begin_every_interval_whatever_a_poll_took(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A poll that waited for an AWS place shortens the wait before the next: added to the
+    interval, it delayed seeing COMPLETED by as much (a 5 s interval saw jobs' ends up to
+    10 s late at 500 exports)."""
+    interval, took = 5, 0.3
+    export = make_export(pollIntervalSeconds=interval)
+    fake, pinpoint = FakeApi(export), FakePinpoint()
+    fake.merge_patch(f"{fake.path}/status", {"status": state_tests.exporting()})
+    pinpoint.jobs.append({"Id": "job1", "JobStatus": "PROCESSING"})
+    replica = Replica(fake, pinpoint)
+    replica.aws.waiting.append(lambda: time.sleep(took))  # the first poll's wait for a place
+
+    async def wait(delay: float, *_: Any) -> None:
+        waits.append(delay)
+        pinpoint.jobs[0]["JobStatus"] = "FAILED"  # the next poll ends the run
+
+    waits: list[float] = []
+    monkeypatch.setattr(reconciler_module, "wait_for_wakeup", wait)
+    asyncio.run(replica.reconciler.run(fake.get(fake.path), NeverStopped(), Logger()))  # type: ignore[arg-type]
+    assert fake.objects[fake.path]["status"]["phase"] == "Failed"
+    assert len(waits) == 1
+    assert 0 < waits[0] <= interval - took
 
 
 def test_the_daemon_writes_the_result_of_a_copy_job_being_deleted_then_lets_it_go(
