@@ -32,6 +32,9 @@ SCHEDULES_API_POOL = 4  # schedules make a few calls a minute at most
 # the API server answers in tenths of a second, seconds on a loaded machine: each call holds a
 # thread that long, and with 20 threads calls queued for seconds (p50 5 s) before they began.
 KUBERNETES_THREADS = 32
+# Threads that only create copy Jobs, so that a finished export's copy never queues behind the
+# other calls (its pool is `copy_jobs` in pinpoint_export_pool_wait_seconds).
+COPY_JOB_THREADS = 4
 
 
 @kopf.on.startup()
@@ -52,10 +55,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     ]
 
     memo.exports = ExportReconciler(
-        Kube(kube_json(threads)),
+        Kube(kube_json(threads + COPY_JOB_THREADS)),
         AwsCalls(cfg.aws_concurrency),
         cfg.defaults,
         Wakeups(),
+        copy_jobs=metrics.MeasuredPool(COPY_JOB_THREADS, "copy_jobs"),
     )
     memo.discovery = kube_json(SCHEDULES_API_POOL)
     memo.schedules = ScheduleReconciler(ScheduleKube(memo.discovery), Wakeups())

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -66,6 +68,7 @@ class FakeApi:
         self.objects: dict[str, Json] = {self.path: {"metadata": meta, "spec": export.spec}}
         self.claims: list[tuple[str, str]] = []  # (requestedBy, requestedAt) written
         self.writes: list[str] = []  # "status", "create <path>", "finalizers <path>"
+        self.created_on = ""  # the thread of the last create
         self.add("persistentvolumeclaims", export.spec["destination"]["claimName"])
         self.objects[namespaced("v1", export.namespace, "pods")] = {"items": []}
 
@@ -96,6 +99,7 @@ class FakeApi:
     def create(self, collection: str, body: Json) -> Json:
         path = f"{collection}/{body['metadata']['name']}"
         self.writes.append(f"create {path}")
+        self.created_on = threading.current_thread().name
         if path in self.objects:
             raise client.ApiException(status=409, reason="Conflict")
         self.objects[path] = copy.deepcopy(body)
@@ -353,6 +357,28 @@ def test_polls_begin_every_interval_whatever_a_poll_took(
     assert fake.objects[fake.path]["status"]["phase"] == "Failed"
     assert len(waits) == 1
     assert 0 < waits[0] <= interval - took
+
+
+def test_copy_jobs_are_created_on_threads_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not queued behind the other Kubernetes calls (reads of running Jobs, progress)."""
+    export = make_export()
+    fake, pinpoint = FakeApi(export), FakePinpoint()
+    fake.merge_patch(f"{fake.path}/status", {"status": state_tests.exporting()})
+    pinpoint.jobs.append({"Id": "job1", "JobStatus": "COMPLETED"})
+    copy_jobs = ThreadPoolExecutor(1, thread_name_prefix="copy-jobs")
+    reconciler = ExportReconciler(
+        Kube(fake), FakeAws(pinpoint), ExportDefaults(), Wakeups(), copy_jobs
+    )  # type: ignore[arg-type]
+
+    async def wait(*_: Any) -> None:
+        fake.objects[job_path(export)]["status"] = copy_job(export, False, "Complete")["status"]
+
+    monkeypatch.setattr(reconciler_module, "wait_for_wakeup", wait)
+    asyncio.run(reconciler.run(fake.get(fake.path), NeverStopped(), Logger()))  # type: ignore[arg-type]
+    reconciler.close()
+    assert f"create {namespaced('batch/v1', export.namespace, 'jobs')}/nightly-copy" in fake.writes
+    assert fake.created_on.startswith("copy-jobs")
+    assert fake.objects[fake.path]["status"]["phase"] == "Succeeded"
 
 
 def test_the_daemon_writes_the_result_of_a_copy_job_being_deleted_then_lets_it_go(
