@@ -34,7 +34,7 @@ SCHEDULES_API_POOL = 4  # schedules make a few calls a minute at most
 KUBERNETES_THREADS = 32
 # Threads that only create copy Jobs, so that a finished export's copy never queues behind the
 # other calls (its pool is `copy_jobs` in pinpoint_export_pool_wait_seconds).
-COPY_JOB_THREADS = 4
+COPY_JOB_THREADS = 8
 
 
 @kopf.on.startup()
