@@ -337,8 +337,7 @@ def test_polls_begin_every_interval_whatever_a_poll_took(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A poll that waited for an AWS place shortens the wait before the next: added to the
-    interval, it delayed seeing COMPLETED by as much (a 5 s interval saw jobs' ends up to
-    10 s late at 500 exports)."""
+    interval, it would delay seeing COMPLETED by as much."""
     interval, took = 5, 0.3
     export = make_export(pollIntervalSeconds=interval)
     fake, pinpoint = FakeApi(export), FakePinpoint()
@@ -360,7 +359,7 @@ def test_polls_begin_every_interval_whatever_a_poll_took(
 
 
 def test_copy_jobs_are_created_on_threads_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Not queued behind the other Kubernetes calls (reads of running Jobs, progress)."""
+    """Not queued behind the other Kubernetes calls."""
     export = make_export()
     fake, pinpoint = FakeApi(export), FakePinpoint()
     fake.merge_patch(f"{fake.path}/status", {"status": state_tests.exporting()})
