@@ -62,19 +62,16 @@ def _status_mb(pid: int, field: str) -> float:
 TIMELINE_SECONDS = 30
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 DRY_RUN = " (dry run)"
 
 
-def audit_writes(logs: Path, namespaces: list[str]) -> dict[str, int]:
-    """The operator's writes in `namespaces`, by resource, from the audit log in `logs` and
-    the files the API server rotated it to (every 200 MB: a 2,000-export run writes more)."""
+def audit(logs: Path, namespaces: list[str]) -> tuple[dict[str, int], dict[tuple[str, str], float]]:
+    """The operator's writes in `namespaces`, by resource, and when each copy Job was created
+    (the moment its create was answered, to the microsecond: `creationTimestamp` has whole
+    seconds), from the audit log in `logs` and the files the API server rotated it to (every
+    200 MB: a 2,000-export run writes more)."""
     counts: dict[str, int] = {}
+    jobs_created: dict[tuple[str, str], float] = {}
     lines = (line for log in sorted(logs.glob("audit*.log")) for line in log.open())
     for line in lines:
         entry = json.loads(line)
@@ -85,12 +82,15 @@ def audit_writes(logs: Path, namespaces: list[str]) -> dict[str, int]:
         ):
             continue
         key = ref.get("resource", "?") + ("/" + ref["subresource"] if "subresource" in ref else "")
+        code = entry.get("responseStatus", {}).get("code", 200)
         if "dryRun=" in entry.get("requestURI", ""):
             key += DRY_RUN  # the copy Job's preflight: admission runs, nothing is stored
-        elif entry.get("responseStatus", {}).get("code", 200) >= 400:
+        elif code >= 400:
             key += " (rejected: conflict, retried)"
+        elif key == "jobs" and entry.get("verb") == "create":
+            jobs_created[(ref["namespace"], ref.get("name", ""))] = ts(entry["stageTimestamp"])
         counts[key] = counts.get(key, 0) + 1
-    return counts
+    return counts, jobs_created
 
 
 def existing(core: client.CoreV1Api, namespaces: list[str]) -> list[str]:
@@ -290,7 +290,7 @@ def main() -> int:
         )
         elapsed = time.monotonic() - started
         rss = peak_rss_mb(operator.pid)
-        cpu = cpu_seconds(operator.pid)
+        cpu = process.cpu_seconds(operator.pid)
         busy_after, sandbox_after = machine_busy(), sandbox_cpu(state_dir)
         load_after = os.getloadavg()
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
@@ -300,7 +300,7 @@ def main() -> int:
             for j in client.BatchV1Api(api).list_namespaced_job(namespace).items
         }
         # Before the clean-up below, whose writes (letting go of the copy Jobs) are not the run's.
-        writes = audit_writes(env.state_dir / "control-plane" / "logs", namespaces)
+        writes, jobs_created = audit(env.state_dir / "control-plane" / "logs", namespaces)
     finally:
         # While the operator runs: it lets go of the copy Jobs (their finalizer) as they go.
         for namespace in namespaces:
@@ -319,7 +319,7 @@ def main() -> int:
         if job is None or status["phase"] != "Succeeded":
             continue
         completed = ts(status["exportJob"]["completionDate"])
-        to_copy.append(job.metadata.creation_timestamp.timestamp() - completed)
+        to_copy.append(jobs_created[key] - completed)
         ready = next(c for c in status["conditions"] if c["type"] == "Ready")
         to_ready.append(ts(ready["lastTransitionTime"]) - job.status.completion_time.timestamp())
         exporting = completed - ts(status["startTime"])

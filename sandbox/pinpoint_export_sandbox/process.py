@@ -88,6 +88,12 @@ def _tail(log: Path | None, lines: int = 30) -> str:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (benchmarks measure servers)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     import socket
 

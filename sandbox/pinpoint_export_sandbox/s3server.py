@@ -84,6 +84,12 @@ class S3Server:
         process.wait_for(self._answers, 30, "S3 server", alive=self._proc, log=log)
         return self.credentials
 
+    @property
+    def pid(self) -> int:
+        """The server's process (the copier benchmark measures its CPU)."""
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
     def _answers(self) -> bool:
         try:
             urllib.request.urlopen(self.credentials.endpoint_url, timeout=1)
