@@ -16,11 +16,10 @@ in two shapes (8 x 20 MiB and 1 x 1 GiB of gzip by default):
 - incompressible: random bytes in stored blocks, of the same sizes: decoding it is nearly free,
   so it measures transfer, hashing and writing.
 
-The last (`read+decode`) is the least that any copier which decodes every object must do: its
-time is a floor for the copier's on this machine. A lower one, from CPU time alone: the S3
-server (on the same cores) spends CPU on every copy (measured for each), so no copier that
-decodes every object can take less than (decode + the server's least) / cores
-(`decoding_copier_floor_seconds`).
+The last (`read+decode`) only reads and decodes: what the plainest copier that decodes every
+object takes. A lower bound, from CPU time alone: the S3 server (on the same cores) spends CPU
+on every copy (measured for each), so no copier that decodes every object can take less than
+(decode + the server's least) / cores (`decoding_copier_floor_seconds`).
 
 Each shape of each set is copied with each tool, `--repeat` rounds, each round in a different
 order. Each copy is a child process: its wall time, CPU time (user + system, from wait4) and
@@ -96,10 +95,9 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         (Path(dest) / Path(item["Key"]).name).write_bytes(data)
 """
 
-# The least that a copier which decodes in full can do: the whole-object read, and each object
-# decoded with the copier's own decoder and nothing else (no sha256, no line count, no fsync),
-# as many objects at a time as there are cores. Slower than awscli, it shows that no copier
-# that decodes every object can match awscli's time on this machine.
+# The plainest copier that decodes in full: the whole-object read, and each object decoded with
+# the copier's own decoder and nothing else (no sha256, no line count, no fsync), as many
+# objects at a time as there are cores.
 READ_AND_DECODE = """
 import os, sys
 from concurrent.futures import ThreadPoolExecutor
