@@ -29,7 +29,7 @@ unit: $(VENV)/.synced  ## Unit tests: no servers (promtool and Helm, built first
 	pytest tests/unit sandbox/tests/unit -q
 
 e2e: $(VENV)/.synced tools image  ## The sandbox runs the operator and copy pods from the image.
-	pytest tests/e2e sandbox/tests/e2e -q -m e2e
+	pytest tests/e2e sandbox/tests/e2e -q -m e2e --durations=20
 
 image:  ## Build the operator's image with podman (installed if missing): make image IMAGE=...
 	tools/image.sh $(IMAGE)

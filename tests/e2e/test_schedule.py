@@ -60,6 +60,24 @@ def read_schedule(api: client.ApiClient, namespace: str, name: str) -> dict[str,
     return obj
 
 
+def wait_status(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    ready: Callable[[dict[str, Any]], bool],
+    what: str,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """The schedule's status once `ready` holds: the schedule writes its status after the
+    exports it creates or deletes, so a test that saw an export waits for the write."""
+
+    def check() -> dict[str, Any] | None:
+        status: dict[str, Any] = read_schedule(api, namespace, name).get("status", {})
+        return status if ready(status) else None
+
+    return process.wait_for(check, timeout, f"{namespace}/{name}: {what}")
+
+
 def exports_of(api: client.ApiClient, namespace: str, schedule: str) -> list[dict[str, Any]]:
     listed = custom(api).list_namespaced_custom_object(
         names.GROUP,
@@ -201,7 +219,9 @@ def test_every_minute_with_each_concurrency_policy_and_suspend(
         )
         scheduled = export["metadata"]["annotations"][names.ANNOTATION_SCHEDULED_AT]
         minutes = export["metadata"]["name"].rsplit("-", 1)[1]
-        status = read_schedule(api, namespace, name)["status"]
+        status = wait_status(
+            api, namespace, name, lambda s: "lastScheduleTime" in s, "the first run recorded"
+        )
         assert status["lastScheduleTime"] == scheduled
         assert int(minutes) * 60 == int(datetime.fromisoformat(scheduled).timestamp())
 
@@ -232,7 +252,7 @@ def test_every_minute_with_each_concurrency_policy_and_suspend(
         forbid_status["lastScheduleTime"]
         == first["forbid"]["metadata"]["annotations"][names.ANNOTATION_SCHEDULED_AT]
     )
-    assert read_schedule(api, namespace, "allow")["status"]["active"] >= 2
+    wait_status(api, namespace, "allow", lambda s: s.get("active", 0) >= 2, "two runs active")
 
     # Suspended: nothing ran, nothing is next.
     paused = read_schedule(api, namespace, "paused")
@@ -347,14 +367,14 @@ def test_trigger_history_limits_and_deletion_keep_the_files(
             "run-2 finished and run-1 deleted",
             120,
         )
-    # The schedule deletes run-1 before it writes its status: wait for that write.
     completed = kept["ok"][0]["status"]["completionTime"]
-
-    def recorded() -> dict[str, Any] | None:
-        status: dict[str, Any] = read_schedule(api, namespace, "ok")["status"]
-        return status if status.get("lastSuccessfulTime") == completed else None
-
-    status = process.wait_for(recorded, 30, "the schedule's status recording run-2")
+    status = wait_status(
+        api,
+        namespace,
+        "ok",
+        lambda s: s.get("lastSuccessfulTime") == completed,
+        "the status recording run-2",
+    )
     assert status["lastTriggerValue"] == "run-2"
     assert "lastScheduleTime" not in status  # triggers are not scheduled times
     assert "SuccessfulDelete" in event_reasons(api, namespace, "ok")
