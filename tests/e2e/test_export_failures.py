@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -269,6 +268,10 @@ def test_a_binary_secret_value_is_named_and_never_shown(
     assert export["status"]["phase"] == "Failed"
     assert condition(export, "Stalled")["reason"] == "InvalidCredentialsSecret"
     assert "AWS_SECRET_ACCESS_KEY" in export["status"]["message"]
+    # The Warning is posted after the status: read the Events once it is among them.
+    process.wait_for(
+        lambda: "InvalidCredentialsSecret" in exports.event_reasons("binary"), 30, "the Warning"
+    )
     events = client.CoreV1Api(exports.api).list_namespaced_event(exports.namespace)
     told = json.dumps(export["status"]) + " ".join(e.message or "" for e in events.items)
     told += operator.log.read_text(errors="replace")
@@ -330,10 +333,11 @@ def test_a_copy_job_deleted_before_its_result_was_read_changes_nothing(
         ]
 
     process.wait_for(lambda: not jobs_named(), 60, "the copy Job gone once its result was read")
-    # Not made again: the operator has no reason left to look at it.
-    for _ in range(10):
-        assert not jobs_named()
-        time.sleep(0.5)
+    # Not made again: the export's handling has ended (its finalizer is gone) without it.
+    process.wait_for(
+        lambda: not exports.read("ttl")["metadata"].get("finalizers"), 30, "the export released"
+    )
+    assert not jobs_named()
     assert emulator.counters().get("CreateExportJob") == creates == 1
     assert manifest.read_bytes() == before
     assert (run_dir / "latest").resolve() == manifest.parent.resolve()

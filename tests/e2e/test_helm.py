@@ -415,7 +415,8 @@ def test_install_upgrade_uninstall(
 
     # Uninstalling removes the operator, and leaves the CRDs and the exports as they were.
     release.uninstall()
-    assert not release.pods(api)
+    # helm's --wait covers the Deployment; its pods go after it, by the garbage collector.
+    process.wait_for(lambda: not release.pods(api), 60, "the operator's pods deleted")
     for crd in ("pinpointexports", "pinpointexportschedules"):
         kubectl("get", "crd", f"{crd}.{names.GROUP}")
     assert read_export(api, namespace, "first")["status"]["phase"] == "Succeeded"

@@ -235,8 +235,15 @@ def test_every_minute_with_each_concurrency_policy_and_suspend(
         lambda e: len(e) == 1 and e[0]["metadata"]["name"] != first["replace"]["metadata"]["name"],
         "the first run replaced",
     )
-    assert "replaced by " + replace[0]["metadata"]["name"] in " ".join(
-        event_reasons(api, namespace, "replace")["SuccessfulDelete"]
+    # Kopf posts Events on a queue of its own, so one may trail the writes around it.
+    replaced_by = "replaced by " + replace[0]["metadata"]["name"]
+    process.wait_for(
+        lambda: any(
+            replaced_by in message
+            for message in event_reasons(api, namespace, "replace").get("SuccessfulDelete", [])
+        ),
+        30,
+        "the SuccessfulDelete Event of the replaced run",
     )
     process.wait_for(
         lambda: "ExportAlreadyActive" in event_reasons(api, namespace, "forbid"),
@@ -377,7 +384,11 @@ def test_trigger_history_limits_and_deletion_keep_the_files(
     )
     assert status["lastTriggerValue"] == "run-2"
     assert "lastScheduleTime" not in status  # triggers are not scheduled times
-    assert "SuccessfulDelete" in event_reasons(api, namespace, "ok")
+    process.wait_for(
+        lambda: "SuccessfulDelete" in event_reasons(api, namespace, "ok"),
+        30,
+        "the SuccessfulDelete Event of run-1",
+    )
 
     # The files of the deleted export are still there, on the claim and in S3.
     run_dirs = [first_ok["status"]["output"]["path"], kept["ok"][0]["status"]["output"]["path"]]
@@ -402,16 +413,19 @@ def test_keep_runs_on_a_schedule_prunes_its_oldest_runs_and_nothing_else(
     kubectl: Kubectl,
     operator: OperatorProcess,
     emulator: EmulatorAdmin,
+    bucket: str,
     credentials_secret: str,
     bound_claim: Callable[..., Path],
 ) -> None:
-    """Every minute, keepRuns 2: after four runs two complete runs remain beside `latest`;
-    what is not a complete run of this path (a stray directory, a symlink named like a run, a
-    newer run still being written) is never removed."""
+    """keepRuns 2 in the export template: after three runs the newest two remain beside
+    `latest`; what is not a complete run of this path (a stray directory, a symlink named like
+    a run, a newer run still being written) is never removed. The trigger annotation starts
+    the runs, one after the other; runs are named by the minute, so each waits for a minute of
+    its own."""
     app = emulator.create_app()
     emulator.seed(app, 20)
     volume = bound_claim("exports")
-    manifest = schedule_manifest("kept", app, schedule="* * * * *", successfulExportsHistoryLimit=4)
+    manifest = schedule_manifest("kept", app, schedule="@yearly", successfulExportsHistoryLimit=3)
     destination = manifest["spec"]["exportTemplate"]["spec"]["destination"]
     destination.update(path="marketing/kept", keepRuns=2)
     base = volume / "marketing" / "kept"
@@ -424,24 +438,35 @@ def test_keep_runs_on_a_schedule_prunes_its_oldest_runs_and_nothing_else(
     (base / writing).mkdir()
     (base / writing / "part-00000.gz").write_bytes(b"")
     apply(kubectl, namespace, manifest)
+    observed(api, namespace, "kept")  # the example's trigger value is its baseline
 
-    wait_exports(api, namespace, "kept", lambda e: len(e) == 4, "four runs", 4 * MINUTE)
-    patch_spec(api, namespace, "kept", {"suspend": True})  # no fifth run to prune further
-    done = wait_exports(
-        api,
-        namespace,
-        "kept",
-        lambda e: phases(e) == ["Succeeded"] * 4,
-        "four runs succeeded",
-        2 * MINUTE,
-    )
-    runs = [e["status"]["runId"] for e in done[:4]]
-    assert runs == sorted(runs)
+    runs = []  # run ids, in the order the runs were started
+    for count in range(1, 4):
+        value = f"run-{count}"
+        trigger(kubectl, namespace, "kept", value)
+        done = wait_exports(
+            api,
+            namespace,
+            "kept",
+            lambda e, count=count: (
+                len(e) == count and all(p in ("Succeeded", "Failed") for p in phases(e))
+            ),
+            f"{value} finished",
+            2 * MINUTE,
+        )
+        assert phases(done) == ["Succeeded"] * count, [e["status"] for e in done]
+        (run,) = [
+            e["status"]["runId"]
+            for e in done
+            if e["metadata"]["annotations"].get(names.ANNOTATION_TRIGGERED_BY) == value
+        ]
+        runs.append(run)
+    assert runs == sorted(runs)  # run ids sort by time, which is what keepRuns goes by
     assert sorted(p.name for p in base.iterdir()) == sorted(
-        [*runs[2:], "latest", "notes", "20200101T000000Z-0badc0de", writing]
+        [*runs[1:], "latest", "notes", "20200101T000000Z-0badc0de", writing]
     )
-    assert os.readlink(base / "latest") == runs[3]
-    for run in runs[2:]:
+    assert os.readlink(base / "latest") == runs[2]
+    for run in runs[1:]:
         assert (base / run / "_SUCCESS").exists() and (base / run / "manifest.json").exists()
     assert (base / writing / "part-00000.gz").exists()
     assert (volume / "elsewhere").is_dir()
