@@ -120,6 +120,11 @@ def phases(exports: list[dict[str, Any]]) -> list[str | None]:
     return [e.get("status", {}).get("phase") for e in exports]
 
 
+def finished(count: int) -> Callable[[list[dict[str, Any]]], bool]:
+    """`count` exports, each Succeeded or Failed."""
+    return lambda e: len(e) == count and all(p in ("Succeeded", "Failed") for p in phases(e))
+
+
 def event_reasons(api: client.ApiClient, namespace: str, name: str) -> dict[str, list[str]]:
     events = client.CoreV1Api(api).list_namespaced_event(
         namespace, field_selector=f"involvedObject.name={name}"
@@ -339,13 +344,6 @@ def test_trigger_history_limits_and_deletion_keep_the_files(
         assert observed(api, namespace, name)["status"]["lastTriggerValue"] == "initial"
         assert exports_of(api, namespace, name) == []
 
-    def finished(count: int) -> Callable[[list[dict[str, Any]]], bool]:
-        return lambda e: (
-            len(e) == count
-            and None not in phases(e)
-            and all(p in ("Succeeded", "Failed") for p in phases(e))
-        )
-
     for name in ("ok", "failing"):
         trigger(kubectl, namespace, name, "run-1")
     runs = {
@@ -448,9 +446,7 @@ def test_keep_runs_on_a_schedule_prunes_its_oldest_runs_and_nothing_else(
             api,
             namespace,
             "kept",
-            lambda e, count=count: (
-                len(e) == count and all(p in ("Succeeded", "Failed") for p in phases(e))
-            ),
+            finished(count),
             f"{value} finished",
             2 * MINUTE,
         )
