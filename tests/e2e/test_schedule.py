@@ -135,6 +135,23 @@ def event_reasons(api: client.ApiClient, namespace: str, name: str) -> dict[str,
     return found
 
 
+def wait_event(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    reason: str,
+    containing: str = "",
+    timeout: float = 30,
+) -> None:
+    """Wait for an Event of `reason` on `name` whose message contains `containing`: Kopf posts
+    Events on a queue of its own, so one may trail the writes around it."""
+    process.wait_for(
+        lambda: any(containing in m for m in event_reasons(api, namespace, name).get(reason, [])),
+        timeout,
+        f"{namespace}/{name}: Event {reason}" + (f" with {containing!r}" if containing else ""),
+    )
+
+
 def patch_spec(api: client.ApiClient, namespace: str, name: str, spec: dict[str, Any]) -> None:
     custom(api).patch_namespaced_custom_object(
         names.GROUP, names.VERSION, namespace, names.SCHEDULES, name, {"spec": spec}
@@ -240,21 +257,9 @@ def test_every_minute_with_each_concurrency_policy_and_suspend(
         lambda e: len(e) == 1 and e[0]["metadata"]["name"] != first["replace"]["metadata"]["name"],
         "the first run replaced",
     )
-    # Kopf posts Events on a queue of its own, so one may trail the writes around it.
     replaced_by = "replaced by " + replace[0]["metadata"]["name"]
-    process.wait_for(
-        lambda: any(
-            replaced_by in message
-            for message in event_reasons(api, namespace, "replace").get("SuccessfulDelete", [])
-        ),
-        30,
-        "the SuccessfulDelete Event of the replaced run",
-    )
-    process.wait_for(
-        lambda: "ExportAlreadyActive" in event_reasons(api, namespace, "forbid"),
-        MINUTE,
-        "Forbid skipping the second run",
-    )
+    wait_event(api, namespace, "replace", "SuccessfulDelete", replaced_by)
+    wait_event(api, namespace, "forbid", "ExportAlreadyActive", timeout=MINUTE)
     assert [e["metadata"]["name"] for e in exports_of(api, namespace, "forbid")] == [
         first["forbid"]["metadata"]["name"]
     ]
@@ -382,11 +387,7 @@ def test_trigger_history_limits_and_deletion_keep_the_files(
     )
     assert status["lastTriggerValue"] == "run-2"
     assert "lastScheduleTime" not in status  # triggers are not scheduled times
-    process.wait_for(
-        lambda: "SuccessfulDelete" in event_reasons(api, namespace, "ok"),
-        30,
-        "the SuccessfulDelete Event of run-1",
-    )
+    wait_event(api, namespace, "ok", "SuccessfulDelete")
 
     # The files of the deleted export are still there, on the claim and in S3.
     run_dirs = [first_ok["status"]["output"]["path"], kept["ok"][0]["status"]["output"]["path"]]
@@ -510,9 +511,7 @@ def test_unknown_time_zone_is_reported_not_utc(
     assert stalled["reason"] == "InvalidTimeZone"
     assert "Europe/Atlantis" in stalled["message"]
     assert "nextScheduleTime" not in status
-    process.wait_for(
-        lambda: "InvalidTimeZone" in event_reasons(api, namespace, "atlantis"), 30, "the Event"
-    )
+    wait_event(api, namespace, "atlantis", "InvalidTimeZone")
 
 
 # Rejected by the API server, each with a message naming the field.
