@@ -17,9 +17,11 @@ in two shapes (8 x 20 MiB and 1 x 1 GiB of gzip by default):
   so it measures transfer, hashing and writing.
 
 The last (`read+decode`) only reads and decodes: what the plainest copier that decodes every
-object takes. A lower bound, from CPU time alone: the S3 server (on the same cores) spends CPU
-on every copy (measured for each), so no copier that decodes every object can take less than
-(decode + the server's least) / cores (`decoding_copier_floor_seconds`).
+object takes. A lower bound: every tool first starts (imports boto3, makes its client) and
+lists the objects before a byte arrives (`startup_seconds`: that alone, the best of the
+rounds), and the S3 server (on the same cores) spends CPU on every copy (measured for each), so
+no copier that decodes every object can take less than start-up + (decode + the server's
+least) / cores (`decoding_copier_floor_seconds`).
 
 Each shape of each set is copied with each tool, `--repeat` rounds, each round in a different
 order. Each copy is a child process: its wall time, CPU time (user + system, from wait4) and
@@ -93,6 +95,15 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
     for item in page.get("Contents", []):
         data = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
         (Path(dest) / Path(item["Key"]).name).write_bytes(data)
+"""
+
+# What every tool does before its first byte: start, make its client, list the objects.
+STARTUP = """
+import sys
+import boto3
+
+bucket, prefix = sys.argv[1:]
+boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
 """
 
 # The plainest copier that decodes in full: the whole-object read, and each object decoded with
@@ -367,14 +378,18 @@ def child_env(credentials: S3Credentials, work: Path) -> dict[str, str]:
 
 def run(
     launcher: Launcher, server: S3Server, work: Path, datasets: list[Dataset], repeat: int
-) -> tuple[list[Measure], list[float]]:
-    """The best run of each tool on each data set, and the load average before every run."""
+) -> tuple[list[Measure], list[float], float]:
+    """The best run of each tool on each data set, the load average before every run, and the
+    start-up (the best of `repeat`)."""
     credentials = server.credentials
     env = child_env(credentials, work)
     for argv in tools(WARM_UP, work / "dest").values():  # fills the bytecode cache
         (work / "dest").mkdir()
         launcher.measure(argv, env)
         shutil.rmtree(work / "dest")
+    startup = [sys.executable, "-c", STARTUP, BUCKET, f"{WARM_UP}/"]
+    startup_seconds = min(launcher.measure(startup, env)["seconds"] for _ in range(repeat))
+    progress(f"start-up (import boto3, client, one listing): {startup_seconds:.2f}s")
     results: dict[tuple[str, str], list[Measure]] = {}
     loads = []
     for dataset in datasets:
@@ -412,7 +427,7 @@ def run(
                 )
                 results.setdefault((dataset.name, tool), []).append(m)
                 loads.append(m.load_1m)
-    return [min(ms, key=lambda m: m.seconds) for ms in results.values()], loads
+    return [min(ms, key=lambda m: m.seconds) for ms in results.values()], loads, startup_seconds
 
 
 def report(
@@ -421,16 +436,17 @@ def report(
     args: argparse.Namespace,
     floor_mib: float,
     loads: list[float],
+    startup_seconds: float,
 ) -> dict[str, object]:
     by = {(m.dataset, m.tool): m for m in best}
     summary = {}
     for d in datasets:
         copier, awscli, naive = (by[d.name, tool] for tool in ("copier", "awscli", "naive"))
         decode = d.decode_cpu_seconds.get(verify.INFLATE, 0.0)
-        # No copier that decodes every object can take less: the decode and the S3 server's
-        # work (the least it did for any tool), spread perfectly over every core.
+        # No copier that decodes every object can take less: its start-up, then the decode and
+        # the S3 server's work (the least it did for any tool), spread perfectly over every core.
         served = min(m.server_cpu_seconds for m in best if m.dataset == d.name)
-        floor = (decode + served) / (os.cpu_count() or 1)
+        floor = startup_seconds + (decode + served) / (os.cpu_count() or 1)
         summary[d.name] = {
             "copier_vs_awscli": round(awscli.seconds / copier.seconds, 2),
             "copier_vs_naive": round(naive.seconds / copier.seconds, 2),
@@ -467,6 +483,8 @@ def report(
             "load_average_1m": {"min": round(min(loads), 2), "max": round(max(loads), 2)},
         },
         "copier_inflate": verify.INFLATE,
+        "copier_line_count": verify.LINE_COUNT,
+        "startup_seconds": round(startup_seconds, 3),
         "datasets": {
             d.name: {
                 "objects": d.objects,
@@ -549,11 +567,11 @@ def main() -> int:
                 client = credentials.client()
                 client.create_bucket(Bucket=BUCKET)
                 datasets = upload_datasets(client, work, args, set(args.only))
-                progress(f"uploaded; the copier decodes with {verify.INFLATE}")
-                best, loads = run(launcher, server, work, datasets, args.repeat)
+                progress(f"uploaded; copier: {verify.INFLATE} inflate, {verify.LINE_COUNT} count")
+                best, loads, startup = run(launcher, server, work, datasets, args.repeat)
     finally:
         launcher.close()
-    result = report(best, datasets, args, launcher.floor_mib, loads)
+    result = report(best, datasets, args, launcher.floor_mib, loads, startup)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2) + "\n")
     sys.stdout.write(markdown(best, datasets) + "\n")

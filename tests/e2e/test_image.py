@@ -4,8 +4,9 @@
 The chart, installed with its default image in a namespace enforcing Pod Security `restricted`:
 the operator runs as a container of the image (uid 65532, read-only root, no capabilities, as
 `podman inspect` shows), answers /healthz, and an export in another `restricted` namespace
-reaches Ready with its copy pod a container of the same image. (test_claim_access.py: the
-copier as a non-root container on a root-owned claim.)
+reaches Ready with its copy pod a container of the same image, whose copier has the fast inflate
+and line count. (test_claim_access.py: the copier as a non-root container on a root-owned
+claim.)
 """
 
 from __future__ import annotations
@@ -118,3 +119,17 @@ def test_the_chart_runs_the_operator_and_the_copier_as_restricted_containers(
     run_dir = volume / done["status"]["output"]["path"]
     files = [p for p in run_dir.rglob("*") if p.is_file()]
     assert files and {p.stat().st_uid for p in files} == {65532}  # written by the copier's user
+
+
+def test_the_image_verifies_with_the_fast_inflate_and_line_count(
+    local_image: str, podman: Podman
+) -> None:
+    """Both have a fallback that works without the wheel, only slower: the image must carry
+    the wheels for the copier to run at the speed the README reports."""
+    used = podman.run(
+        "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python", local_image,
+        "-c", "from pinpoint_export_operator.copier import verify; "
+        "print(verify.INFLATE, verify.LINE_COUNT)",
+    )  # fmt: skip
+    assert used.returncode == 0, used.stderr
+    assert used.stdout.split() == ["isal", "stringzilla"]

@@ -1,7 +1,8 @@
 """Verification of a streamed .gz: complete members only, bounded output, errors kept, lines.
 
 The decoding tests run with each decoder at hand (ISA-L's and zlib's), so the fallback refuses
-exactly what the fast path refuses.
+exactly what the fast path refuses; the line tests with each line counter (StringZilla's and the
+find loop).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from pinpoint_export_operator.copier.verify import (
     DECODED_SLICE,
     DECODERS,
     INFLATE,
+    LINE_COUNT,
+    LINE_COUNTERS,
     SHORT_LINE,
     Gunzip,
     GzipCheck,
     InvalidGzip,
     LineCount,
-    count_lines,
     etag_md5,
     file_md5,
     read_blocks,
@@ -39,6 +41,7 @@ from pinpoint_export_operator.copier.verify import (
 LINES = b"".join(b'{"Id":"%d","ChannelType":"EMAIL"}\n' % i for i in range(2000))
 STREAM = gzip.compress(LINES[:30000]) + gzip.compress(LINES[30000:])  # two members
 decoders = pytest.mark.parametrize("inflate", list(DECODERS))
+counters = pytest.mark.parametrize("counter", list(LINE_COUNTERS))
 
 
 def decode(data: bytes, cuts: list[int], inflate: str = INFLATE) -> bytes:
@@ -126,19 +129,25 @@ def test_a_bomb_is_decoded_in_bounded_slices(inflate: str) -> None:
     assert sum(sizes) == 64 * BLOCK and max(sizes) <= DECODED_SLICE
 
 
+def test_the_fastest_line_counter_is_used() -> None:
+    assert LINE_COUNT == "stringzilla" and list(LINE_COUNTERS) == ["stringzilla", "find"]
+
+
+@counters
 @settings(max_examples=200)
 @given(st.lists(st.sampled_from([b"\n", b"x", b"{}" * 100, b"y" * 300]), max_size=400))
-def test_lines_are_the_newlines_whatever_their_length(parts: list[bytes]) -> None:
+def test_lines_are_the_newlines_whatever_their_length(counter: str, parts: list[bytes]) -> None:
     data = b"".join(parts)
-    assert count_lines(data) == data.count(b"\n")
+    assert LINE_COUNTERS[counter](data) == data.count(b"\n")
 
 
+@counters
 @pytest.mark.parametrize(
     "data",
     [b"", b"\n", b"no newline", b"\n" * (4 * SHORT_LINE + 1), b"a\n" * 1000, b"x" * 5000 + b"\n"],
 )
-def test_lines_at_the_edges(data: bytes) -> None:
-    assert count_lines(data) == data.count(b"\n")
+def test_lines_at_the_edges(counter: str, data: bytes) -> None:
+    assert LINE_COUNTERS[counter](data) == data.count(b"\n")
 
 
 def test_lines_of_a_stream_without_a_final_newline() -> None:
@@ -152,8 +161,10 @@ def test_lines_of_a_stream_without_a_final_newline() -> None:
 FALLBACK = """
 import gzip, struct, sys
 sys.modules["isal"] = None  # as if no wheel were installed: `import isal` fails
+sys.modules["stringzilla"] = None
 from pinpoint_export_operator.copier import verify
 assert verify.INFLATE == "zlib" and list(verify.DECODERS) == ["zlib"], verify.DECODERS
+assert verify.LINE_COUNT == "find" and list(verify.LINE_COUNTERS) == ["find"]
 data = gzip.compress(b"{}\\n" * 1000)
 check = verify.GzipCheck()
 check.feed(data)
@@ -168,7 +179,7 @@ except verify.InvalidGzip as error:
 """
 
 
-def test_without_the_isal_wheel_zlib_decodes_and_still_checks_the_crc() -> None:
+def test_without_the_wheels_zlib_decodes_the_loop_counts_and_the_crc_is_checked() -> None:
     result = subprocess.run(
         [sys.executable, "-c", FALLBACK], capture_output=True, text=True, timeout=60, check=True
     )
