@@ -106,6 +106,22 @@ def p99(values: list[float]) -> float:
     return round(statistics.quantiles(values, n=100, method="inclusive")[98], 2)
 
 
+def by_completion(pairs: list[tuple[float, float]], width: int = 20) -> list[dict[str, float]]:
+    """(completed, latency) pairs grouped by when Pinpoint completed, `width` seconds at a
+    time from the first: whether the slow ones come together (a burst) or anywhere."""
+    if not pairs:
+        return []
+    first = min(done for done, _ in pairs)
+    groups: dict[int, list[float]] = collections.defaultdict(list)
+    for done, latency in pairs:
+        groups[int(done - first) // width * width].append(latency)
+    return [
+        {"s": start, "exports": len(group), "median": round(statistics.median(group), 2),
+         "max": round(max(group), 2)}
+        for start, group in sorted(groups.items())
+    ]  # fmt: skip
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU jiffies of the whole machine so far, from /proc/stat."""
     fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -312,6 +328,7 @@ def main() -> int:
 
     succeeded = sum(i["status"]["phase"] == "Succeeded" for i in items)
     to_copy, to_ready, poll_bounds = [], [], []
+    copies: list[tuple[float, float]] = []  # (COMPLETED, then the copy Job after it)
     for item in items:
         status = item["status"]
         key = (item["metadata"]["namespace"], status.get("copyJob", {}).get("name", ""))
@@ -320,6 +337,7 @@ def main() -> int:
             continue
         completed = ts(status["exportJob"]["completionDate"])
         to_copy.append(jobs_created[key] - completed)
+        copies.append((completed, to_copy[-1]))
         ready = next(c for c in status["conditions"] if c["type"] == "Ready")
         to_ready.append(ts(ready["lastTransitionTime"]) - job.status.completion_time.timestamp())
         exporting = completed - ts(status["startTime"])
@@ -348,6 +366,7 @@ def main() -> int:
         "completed_to_copy_job_s_median": round(statistics.median(to_copy or [0]), 2),
         "completed_to_copy_job_s_p99": p99(to_copy),
         "completed_to_copy_job_s_max": round(max(to_copy, default=0), 2),
+        "completed_to_copy_job_by_completion": by_completion(copies),
         "copy_complete_to_ready_s_median": round(statistics.median(to_ready or [0]), 2),
         "copy_complete_to_ready_s_p99": p99(to_ready),
         "copy_complete_to_ready_s_max": round(max(to_ready, default=0), 2),
