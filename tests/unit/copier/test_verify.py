@@ -161,7 +161,7 @@ def test_lines_of_a_stream_without_a_final_newline() -> None:
 FALLBACK = """
 import gzip, struct, sys
 sys.modules["isal"] = None  # as if no wheel were installed: `import isal` fails
-sys.modules["stringzilla"] = None
+sys.modules["stringzilla"] = None  # nor StringZilla's: the find loop counts
 from pinpoint_export_operator.copier import verify
 assert verify.INFLATE == "zlib" and list(verify.DECODERS) == ["zlib"], verify.DECODERS
 assert verify.LINE_COUNT == "find" and list(verify.LINE_COUNTERS) == ["find"]
