@@ -5,12 +5,14 @@ queued for the AWS slots, and each export saw its job once a minute rather than 
 Polls of one application, as one identity, that wait for a slot at the same time are answered
 by one listing when they get it (GetExportJobs: newest first, so running jobs come first, a
 hundred to a page). A poll that waits alone is one GetExportJob, as before, and so is a poll
-whose job the listing does not show.
+whose job the listing does not show. Polls take a slot that comes free before the creates
+waiting for one (runtime/places.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -78,7 +80,7 @@ class JobPolls:
     async def _ask(self, key: tuple[Identity, str], batch: _Batch) -> None:
         identity, application_id = key
         pinpoint = Pinpoint(self._aws.client("pinpoint", identity))
-        async with self._aws.slot():
+        async with self._aws.slot(urgent=True):
             del self._batches[key]  # polls from here on wait for the next slot, together
             missing = set(batch.answers)
             if len(missing) > 1:
@@ -135,9 +137,9 @@ class JobPolls:
         queue: bool = False,
     ) -> None:
         """One GetExportJob; `queue`: for a slot of its own (else within the caller's)."""
-        call = self._aws.run if queue else self._aws.call
         try:
-            job = await call(pinpoint.get_export_job, application_id, job_id)
+            async with self._aws.slot(urgent=True) if queue else contextlib.nullcontext():
+                job = await self._aws.call(pinpoint.get_export_job, application_id, job_id)
         except Exception as error:
             _fail(answers, error)
         else:

@@ -28,6 +28,7 @@ from botocore.credentials import (
 
 from pinpoint_export_operator.runtime.errors import CloudError, bounded, is_transient_status
 from pinpoint_export_operator.runtime.metrics import POOL_WAIT
+from pinpoint_export_operator.runtime.places import Places
 
 T = TypeVar("T")
 SESSION_NAME = "pinpoint-export-operator"  # of an AssumeRole that names no session
@@ -166,7 +167,7 @@ class AwsCalls:
     client per service, identity and retry mode."""
 
     def __init__(self, concurrency: int) -> None:
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self._places = Places(concurrency)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="aws")
         self._wait = POOL_WAIT.labels("aws")
         # A connection per worker thread, or urllib3 discards and reopens them under load.
@@ -186,11 +187,12 @@ class AwsCalls:
             return await self.call(fn, *args, **kwargs)
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, urgent: bool = False) -> AsyncIterator[None]:
         """One of the `concurrency` places for calls, held across awaits: for work that must
-        directly precede a call (see `call`), so that it does not queue again after it."""
+        directly precede a call (see `call`), so that it does not queue again after it.
+        `urgent` (polls): before the other waiters."""
         queued = time.monotonic()
-        async with self._semaphore:
+        async with self._places.hold(urgent):
             # Calls queue here, never in the pool, whose threads are as many.
             self._wait.observe(time.monotonic() - queued)
             yield

@@ -54,7 +54,7 @@ def job(job_id: str) -> dict[str, Any]:
 
 class FakeAws:
     """AwsCalls with one slot, which the test may hold; calls run on the event loop, each
-    after the polls already answered have had their turn."""
+    after the polls already answered have had their turn. Every poll's slot is urgent."""
 
     def __init__(self, pinpoint: FakePinpoint | Callable[[], Any]) -> None:
         self.pinpoint = pinpoint
@@ -65,7 +65,8 @@ class FakeAws:
             return await self.call(fn, *args)
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, urgent: bool = False) -> AsyncIterator[None]:
+        assert urgent, "a poll takes a free slot before the creates waiting for one"
         async with self.busy:
             yield
 

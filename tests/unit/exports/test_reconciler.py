@@ -157,7 +157,7 @@ class FakeAws:
             return await self.call(fn, *args, **kwargs)
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, urgent: bool = False) -> AsyncIterator[None]:
         self.slots += 1
         while self.waiting:
             self.waiting.pop(0)()
