@@ -89,8 +89,13 @@ def code_change_build(env: dict[str, str]) -> float:
     """A rebuild after an edit of the operator's code, in a copy of the sources (the tree may
     be shared), under a name of its own; then the real image is tagged back (`make image`)."""
     with tempfile.TemporaryDirectory(prefix="ppe-src-") as src:
+        # Files with the working tree's modes (git's default umask for archives is 002): a
+        # COPY of a file whose mode differs misses the layer cache, dependencies' included.
         archive = subprocess.run(
-            ["git", "archive", "HEAD"], cwd=ROOT, check=True, capture_output=True
+            ["git", "-c", "tar.umask=user", "archive", "HEAD"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
         )
         subprocess.run(["tar", "-x", "-C", src], input=archive.stdout, check=True)
         init = Path(src, "operator", "pinpoint_export_operator", "__init__.py")
