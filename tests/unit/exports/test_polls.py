@@ -60,10 +60,6 @@ class FakeAws:
         self.pinpoint = pinpoint
         self.busy = asyncio.Lock()
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        async with self.slot():
-            return await self.call(fn, *args)
-
     @contextlib.asynccontextmanager
     async def slot(self, urgent: bool = False) -> AsyncIterator[None]:
         assert urgent, "a poll takes a free slot before the creates waiting for one"
