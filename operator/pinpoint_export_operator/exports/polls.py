@@ -7,12 +7,18 @@ by one listing when they get it (GetExportJobs: newest first, so running jobs co
 hundred to a page). A poll that waits alone is one GetExportJob, as before, and so is a poll
 whose job the listing does not show. Polls take a slot that comes free before the creates
 waiting for one (runtime/places.py).
+
+A listing also shows the jobs of exports that are between polls. When one of those has ended,
+its export is woken and its next poll takes that answer without a call: at 500 exports, the
+copy Job then waits for the next listing (a second or less) rather than the export's own next
+poll (up to the interval).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,11 +27,15 @@ from pinpoint_export_operator.exports.pinpoint import (
     created_before,
     job_moment,
 )
+from pinpoint_export_operator.exports.state import PINPOINT_DONE
 from pinpoint_export_operator.exports.steps import ExportJob
 from pinpoint_export_operator.runtime import metrics
 from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, classify
 
 Answer = asyncio.Future[ExportJob]
+JobKey = tuple[str, str]  # application id, job id
+
+ENDED = (PINPOINT_DONE, "FAILED")  # Pinpoint's states after which a job does not change
 
 
 @dataclass
@@ -42,16 +52,57 @@ class _Batch:
         return None if None in dates else min(d for d in dates if d is not None)
 
 
+@dataclass
+class _Watch:
+    """An export's job that was still running at its last poll."""
+
+    identity: Identity  # as whom it was polled: a listing made as another tells it nothing
+    job: JobKey
+    ended: ExportJob | None = None  # as a listing saw it end since, for the next poll
+
+
 class JobPolls:
-    def __init__(self, aws: AwsCalls) -> None:
+    def __init__(self, aws: AwsCalls, wake: Callable[[str], None] = lambda waiter: None) -> None:
         self._aws = aws
+        self._wake = wake  # wakes an export (by uid) whose job a listing saw end
         self._batches: dict[tuple[Identity, str], _Batch] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # kept: the loop holds tasks weakly
+        self._watches: dict[str, _Watch] = {}  # by the export's uid
+        self._waiters: dict[JobKey, str] = {}  # the same, by job
 
     async def poll(
+        self,
+        identity: Identity,
+        application_id: str,
+        job_id: str,
+        created: str | None,
+        waiter: str | None = None,
+    ) -> ExportJob:
+        """The job as Pinpoint has it now; raises what the call that answered it raised.
+        `waiter` (an export's uid) is woken if a listing sees the job end before its next
+        poll, which then needs no call."""
+        watch = self._watches.get(waiter) if waiter else None
+        if watch and watch.ended and watch.job == (application_id, job_id):
+            metrics.JOB_POLLS.labels("GetExportJobs").inc()
+            job = watch.ended
+        else:
+            job = await self._ask_for(identity, application_id, job_id, created)
+        if waiter:
+            self.forget(waiter)
+            if job.job_status not in ENDED:
+                self._watches[waiter] = _Watch(identity, (application_id, job_id))
+                self._waiters[(application_id, job_id)] = waiter
+        return job
+
+    def forget(self, waiter: str) -> None:
+        """The export no longer polls its job (it ended, was deleted, or the operator stops)."""
+        watch = self._watches.pop(waiter, None)
+        if watch is not None:
+            self._waiters.pop(watch.job, None)
+
+    async def _ask_for(
         self, identity: Identity, application_id: str, job_id: str, created: str | None
     ) -> ExportJob:
-        """The job as Pinpoint has it now; raises what the call that answered it raised."""
         key = (identity, application_id)
         batch = self._batches.get(key)
         if batch is None:
@@ -85,7 +136,7 @@ class JobPolls:
             missing = set(batch.answers)
             if len(missing) > 1:
                 try:
-                    await self._list(pinpoint, application_id, batch, missing)
+                    await self._list(pinpoint, key, batch, missing)
                 except Exception as error:
                     if classify(error, "GetExportJobs").transient:
                         # Throttled, say: each GetExportJob would be too. The exports back off.
@@ -105,7 +156,11 @@ class JobPolls:
         )
 
     async def _list(
-        self, pinpoint: Pinpoint, application_id: str, batch: _Batch, missing: set[str]
+        self,
+        pinpoint: Pinpoint,
+        key: tuple[Identity, str],
+        batch: _Batch,
+        missing: set[str],
     ) -> None:
         """Answer the polls of `missing` from the application's listing, page by page (a poll
         does not wait for the pages after its job's); `missing` keeps the jobs not found.
@@ -113,6 +168,7 @@ class JobPolls:
         Newest first, so the listing stops at the first page whose jobs are all older than the
         oldest wanted job (if every creation is known). It also stops once it has read as many
         pages as jobs are still missing: asked alone, they cost no more calls than that."""
+        identity, application_id = key
         oldest = batch.oldest()
         token: str | None = None
         pages = 0
@@ -123,10 +179,20 @@ class JobPolls:
                 if job.id in missing:
                     missing.discard(job.id)
                     _give(batch.answers[job.id], job, "GetExportJobs")
+                elif job.job_status in ENDED:
+                    self._saw_end(identity, application_id, job)
             if not token or (
                 oldest and jobs and all(created_before(j.creation_date, oldest) for j in jobs)
             ):
                 return
+
+    def _saw_end(self, identity: Identity, application_id: str, job: ExportJob) -> None:
+        """A listing made as `identity` shows a job ended: its export, between polls, is woken."""
+        waiter = self._waiters.get((application_id, job.id))
+        watch = self._watches.get(waiter) if waiter else None
+        if waiter and watch and watch.identity == identity and watch.ended is None:
+            watch.ended = job
+            self._wake(waiter)
 
     async def _get(
         self,

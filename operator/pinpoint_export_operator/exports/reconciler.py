@@ -111,7 +111,7 @@ class ExportReconciler:
         # own: at 500 exports, polls saw jobs end within 7 s but copy Jobs were created within
         # 15 s (p99), their creates queued behind the other calls (the pool's wait p99 10 s).
         self._copy_jobs = copy_jobs
-        self._polls = JobPolls(aws)
+        self._polls = JobPolls(aws, wakeups.poke)
         self._defaults = defaults
         self.wakeups = wakeups
         self._awaiting_finalizer: set[str] = set()
@@ -253,6 +253,7 @@ class ExportReconciler:
         finally:
             metrics.ACTIVE.dec()
             self.wakeups.forget(export.uid)
+            self._polls.forget(export.uid)
             self._seen_jobs.pop(export.uid, None)
 
     async def _finalizer_added(
@@ -417,7 +418,9 @@ class ExportReconciler:
         if isinstance(action, PollExportJob):
             identity = await self._identity(run)
             app = export.spec["applicationId"]
-            job = await self._polls.poll(identity, app, action.job_id, action.created)
+            job = await self._polls.poll(
+                identity, app, action.job_id, action.created, waiter=export.uid
+            )
             if job.job_status == export_state.PINPOINT_DONE:
                 _since_completion(job.completion_date, "seen")
             return job

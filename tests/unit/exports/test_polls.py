@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError, NoRegionError
 
 from pinpoint_export_operator.exports.polls import JobPolls
-from pinpoint_export_operator.runtime.aws import Identity
+from pinpoint_export_operator.runtime.aws import Identity, StaticCredentials
 
 APP = "0" * 32
 IDENTITY = Identity(region="us-east-1", endpoint_url=None)
@@ -31,17 +31,21 @@ class FakePinpoint:
         self.pages = pages
         self.listing_error = listing_error
         self.calls: list[str] = []  # and, in order, the polls answered (`answered <id>`)
+        self.ended: set[str] = set()  # jobs COMPLETED by now; the others are PROCESSING
 
     def get_export_job(self, ApplicationId: str, JobId: str) -> Any:
         self.calls.append(f"GetExportJob {JobId}")
-        return {"ExportJobResponse": job(JobId)}
+        return {"ExportJobResponse": self.job(JobId)}
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return {**job(job_id), "JobStatus": "COMPLETED" if job_id in self.ended else "PROCESSING"}
 
     def get_export_jobs(self, ApplicationId: str, PageSize: str, Token: str | None = None) -> Any:
         number = int(Token[1:]) if Token else 1
         self.calls.append(f"GetExportJobs p{number}")
         if self.listing_error:
             raise self.listing_error
-        page: dict[str, Any] = {"Item": [job(i) for i in self.pages[number - 1]]}
+        page: dict[str, Any] = {"Item": [self.job(i) for i in self.pages[number - 1]]}
         if number < len(self.pages):
             page["NextToken"] = f"p{number + 1}"
         return {"ExportJobsResponse": page}
@@ -74,10 +78,21 @@ class FakeAws:
         return self.pinpoint() if callable(self.pinpoint) else self.pinpoint
 
 
-async def poll_together(pinpoint: FakePinpoint, job_ids: list[str]) -> list[Any]:
+class Watched:
+    """Polls that note, in order, the exports they wake."""
+
+    def __init__(self, pinpoint: FakePinpoint) -> None:
+        self.aws = FakeAws(pinpoint)
+        self.woken: list[str] = []
+        self.polls = JobPolls(self.aws, self.woken.append)  # type: ignore[arg-type]
+
+
+async def poll_together(
+    pinpoint: FakePinpoint, job_ids: list[str], watched: Watched | None = None
+) -> list[Any]:
     """Poll `job_ids` while the only slot is taken, then free it: the polls wait together."""
-    aws = FakeAws(pinpoint)
-    polls = JobPolls(aws)  # type: ignore[arg-type]
+    watched = watched or Watched(pinpoint)
+    aws, polls = watched.aws, watched.polls
 
     async def poll(job_id: str) -> Any:
         answer = await polls.poll(IDENTITY, APP, job_id, job(job_id)["CreationDate"])
@@ -176,3 +191,55 @@ async def test_a_client_that_cannot_be_made_fails_the_poll_and_not_the_next() ->
     with pytest.raises(NoRegionError):
         await polls.poll(IDENTITY, APP, "a", NEW)
     assert (await polls.poll(IDENTITY, APP, "a", NEW)).id == "a"
+
+
+async def test_a_listing_wakes_the_export_whose_job_ended_between_its_polls() -> None:
+    pinpoint = FakePinpoint(["c", "b", "a"])
+    watched = Watched(pinpoint)
+    polls = watched.polls
+    assert (await polls.poll(IDENTITY, APP, "a", NEW, waiter="export-a")).job_status == "PROCESSING"
+    pinpoint.ended.add("a")
+    await poll_together(pinpoint, ["b", "c"], watched)  # the listing shows a's end too
+    assert watched.woken == ["export-a"]
+    calls = len(pinpoint.calls)
+    job = await polls.poll(IDENTITY, APP, "a", NEW, waiter="export-a")
+    assert job.id == "a" and job.job_status == "COMPLETED"
+    assert len(pinpoint.calls) == calls  # answered by the listing, without a call
+    # Taken once: the next poll asks Pinpoint again.
+    await polls.poll(IDENTITY, APP, "a", NEW, waiter="export-a")
+    assert pinpoint.calls[-1] == "GetExportJob a"
+
+
+async def test_a_listing_wakes_no_one_for_jobs_still_running_or_not_polled() -> None:
+    pinpoint = FakePinpoint(["c", "b", "a", "x"])
+    watched = Watched(pinpoint)
+    polls = watched.polls
+    await polls.poll(IDENTITY, APP, "a", NEW, waiter="export-a")
+    pinpoint.ended.add("x")  # no export polled it
+    await poll_together(pinpoint, ["b", "c"], watched)
+    assert watched.woken == []
+    await polls.poll(IDENTITY, APP, "a", NEW, waiter="export-a")
+    assert pinpoint.calls[-1] == "GetExportJob a"
+
+
+async def test_a_listing_made_as_another_identity_wakes_no_one() -> None:
+    pinpoint = FakePinpoint(["c", "b", "a"])
+    watched = Watched(pinpoint)
+    polls = watched.polls
+    keys = StaticCredentials("AKIDTENANT", "secret", source="tenant/keys@1")
+    tenant = Identity(region="us-east-1", endpoint_url=None, credentials=keys)
+    await polls.poll(tenant, APP, "a", NEW, waiter="export-a")
+    pinpoint.ended.add("a")
+    await poll_together(pinpoint, ["b", "c"], watched)  # as IDENTITY
+    assert watched.woken == []
+
+
+async def test_an_export_forgotten_is_not_woken() -> None:
+    pinpoint = FakePinpoint(["c", "b", "a"])
+    watched = Watched(pinpoint)
+    polls = watched.polls
+    await polls.poll(IDENTITY, APP, "a", NEW, waiter="export-a")
+    polls.forget("export-a")
+    pinpoint.ended.add("a")
+    await poll_together(pinpoint, ["b", "c"], watched)
+    assert watched.woken == []
