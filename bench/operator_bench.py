@@ -131,7 +131,8 @@ def machine_busy() -> tuple[float, float]:
 
 def sandbox_cpu(state_dir: Path) -> dict[str, float]:
     """CPU seconds so far of each process of the sandbox (the supervisor's children), their
-    waited-for children included (the copier pods of the node agent run as its children)."""
+    waited-for children included; the node agent's (the copy pods, run as its children) apart,
+    as `pods`."""
     try:
         root = int((state_dir / "sandbox.pid").read_text())
     except (OSError, ValueError):
@@ -151,8 +152,11 @@ def sandbox_cpu(state_dir: Path) -> dict[str, float]:
         name = Path(args[0]).name.split("-v")[0] if args else "?"
         if name.startswith("python") and "pinpoint_export_sandbox" in args:
             name = args[args.index("pinpoint_export_sandbox") + 1]
-        used = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
-        usage[name] = usage.get(name, 0.0) + used
+        itself, children = (sum(int(f) for f in fields[i : i + 2]) / tick for i in (11, 13))
+        if name == "node-agent":  # the agent (the sandbox's kubelet) apart from its pods
+            usage["pods"] = usage.get("pods", 0.0) + children
+            children = 0.0
+        usage[name] = usage.get(name, 0.0) + itself + children
     return usage
 
 
