@@ -1,7 +1,7 @@
 """Polls that queue for the AWS places are answered together, by a listing, on the emulator.
 
-The test runs its own operator with one AWS place (`--aws-concurrency=1`) while the session's
-operator is stopped, and makes each GetExportJob hold that place for two seconds: the other
+The tests run their own operator with one AWS place (`--aws-concurrency=1`) while the session's
+operator is stopped, and make each GetExportJob hold that place for two seconds: the other
 exports' polls (every second) wait together behind it.
 """
 
@@ -74,3 +74,33 @@ def test_queued_polls_are_answered_by_one_listing_and_every_export_succeeds(
     for export in done:
         assert export["status"]["exportJob"]["totalProcessed"] == 50
         assert export["status"]["output"]["lines"] == 50
+
+
+def test_a_listing_wakes_an_export_whose_job_ended_before_its_first_poll(
+    exports: Exports, emulator: EmulatorAdmin, one_place: OperatorProcess
+) -> None:
+    """An export that polls once an hour learns of its job's end from the other exports'
+    listing, and copies at once."""
+    emulator.seed(exports.app, 50)
+    exports.apply("patient", pollIntervalSeconds=3600)
+    prefix = exports.run_prefix("patient")[1]
+    process.wait_for(
+        lambda: [j["status"] for j in emulator.jobs(exports.app, prefix)] == ["COMPLETED"],
+        60,
+        "the patient export's job completed",
+    )
+    # The others' jobs stay running; their polls (one each in flight) wait together for the
+    # one place, as two at least must for a listing.
+    emulator.set_faults(freeze_status="PROCESSING", latency_seconds=2, operations=["GetExportJob"])
+    busy = [f"busy-{n}" for n in range(4)]
+    for name in busy:
+        exports.apply(name)
+
+    done = exports.wait("patient", timeout=120)
+    assert done["status"]["phase"] == "Succeeded"
+    assert done["status"]["output"]["lines"] == 50
+    assert answered_by(one_place.metrics()).get("GetExportJobs", 0) >= 1
+
+    emulator.set_faults()
+    for name in busy:
+        assert exports.wait(name, timeout=120)["status"]["phase"] == "Succeeded"

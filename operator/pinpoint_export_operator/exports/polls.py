@@ -8,10 +8,10 @@ hundred to a page). A poll that waits alone is one GetExportJob, as before, and 
 whose job the listing does not show. Polls take a slot that comes free before the creates
 waiting for one (runtime/places.py).
 
-A listing also shows the jobs of exports that are between polls. When one of those has ended,
-its export is woken and its next poll takes that answer without a call: at 500 exports, the
-copy Job then waits for the next listing (a second or less) rather than the export's own next
-poll (up to the interval).
+A listing also shows the jobs of exports that are between polls (or before their first). When
+one of those has ended, its export is woken and its next poll takes that answer without a call:
+at 500 exports, the copy Job then waits for the next listing (a second or less) rather than the
+export's own next poll (up to the interval).
 """
 
 from __future__ import annotations
@@ -87,12 +87,19 @@ class JobPolls:
             job = watch.ended
         else:
             job = await self._ask_for(identity, application_id, job_id, created)
-        if waiter:
+        if waiter and job.job_status in ENDED:
             self.forget(waiter)
-            if job.job_status not in ENDED:
-                self._watches[waiter] = _Watch(identity, (application_id, job_id))
-                self._waiters[(application_id, job_id)] = waiter
+        elif waiter:
+            self.watch(identity, application_id, job_id, waiter)
         return job
+
+    def watch(self, identity: Identity, application_id: str, job_id: str, waiter: str) -> None:
+        """Wake `waiter` (an export's uid) if a listing made as `identity` shows the job ended
+        before its next poll: from its creation, so a job that ends before its export's first
+        poll is seen too."""
+        self.forget(waiter)
+        self._watches[waiter] = _Watch(identity, (application_id, job_id))
+        self._waiters[(application_id, job_id)] = waiter
 
     def forget(self, waiter: str) -> None:
         """The export no longer polls its job (it ended, was deleted, or the operator stops)."""

@@ -360,7 +360,7 @@ class ExportReconciler:
                 run.cursor,
             )
             if found is not None:
-                return found
+                return self._follow(run, identity, found)
         creator = Pinpoint(self._aws.client("pinpoint", identity, retries=False))
 
         def create() -> ExportJob | None:
@@ -381,7 +381,7 @@ class ExportReconciler:
                     run.nothing_created = not failure.ambiguous
                     return failure
                 if created is not None:
-                    return created
+                    return self._follow(run, identity, created)
                 # Too old to outlive the call: claim again, with the slot held (renewed, then
                 # queued again, it could age past the limit again: at 2,000 exports creates
                 # were renewed every 30 s or so while the queue lasted). A write that succeeds
@@ -389,6 +389,13 @@ class ExportReconciler:
                 renewed = claims.claim(run.status, replace(caller, now=now()))
                 if not await self._claim(run, renewed):
                     return None
+
+    def _follow(self, run: _Run, identity: Identity, job: ExportJob) -> ExportJob:
+        """The run's job, just made or found: the polls of other exports that see it end wake
+        this one, before its first poll too."""
+        app = run.export.spec["applicationId"]
+        self._polls.watch(identity, app, job.id, run.export.uid)
+        return job
 
     async def _preflight(self, export: Export) -> CloudError | None:
         """What would stop the run or the copy later, refused before Pinpoint runs."""

@@ -243,3 +243,16 @@ async def test_an_export_forgotten_is_not_woken() -> None:
     pinpoint.ended.add("a")
     await poll_together(pinpoint, ["b", "c"], watched)
     assert watched.woken == []
+
+
+async def test_a_job_watched_from_its_creation_wakes_its_export_before_any_poll() -> None:
+    pinpoint = FakePinpoint(["c", "b", "a"])
+    watched = Watched(pinpoint)
+    watched.polls.watch(IDENTITY, APP, "a", "export-a")
+    pinpoint.ended.add("a")
+    await poll_together(pinpoint, ["b", "c"], watched)
+    assert watched.woken == ["export-a"]
+    assert (await watched.polls.poll(IDENTITY, APP, "a", NEW, waiter="export-a")).job_status == (
+        "COMPLETED"
+    )
+    assert "GetExportJob a" not in pinpoint.calls
