@@ -54,7 +54,7 @@ class _Batch:
 
 @dataclass
 class _Watch:
-    """An export's job that was still running at its last poll."""
+    """An export's job, running when it was made or last polled."""
 
     identity: Identity  # as whom it was polled: a listing made as another tells it nothing
     job: JobKey
