@@ -152,11 +152,13 @@ def sandbox_cpu(state_dir: Path) -> dict[str, float]:
         name = Path(args[0]).name.split("-v")[0] if args else "?"
         if name.startswith("python") and "pinpoint_export_sandbox" in args:
             name = args[args.index("pinpoint_export_sandbox") + 1]
+        # utime + stime, then cutime + cstime: the children waited for
         itself, children = (sum(int(f) for f in fields[i : i + 2]) / tick for i in (11, 13))
-        if name == "node-agent":  # the agent (the sandbox's kubelet) apart from its pods
+        if name == "node-agent":  # the sandbox's kubelet, apart from its pods
             usage["pods"] = usage.get("pods", 0.0) + children
-            children = 0.0
-        usage[name] = usage.get(name, 0.0) + itself + children
+        else:
+            itself += children
+        usage[name] = usage.get(name, 0.0) + itself
     return usage
 
 
