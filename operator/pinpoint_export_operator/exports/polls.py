@@ -27,15 +27,13 @@ from pinpoint_export_operator.exports.pinpoint import (
     created_before,
     job_moment,
 )
-from pinpoint_export_operator.exports.state import PINPOINT_DONE
+from pinpoint_export_operator.exports.state import PINPOINT_ENDED
 from pinpoint_export_operator.exports.steps import ExportJob
 from pinpoint_export_operator.runtime import metrics
 from pinpoint_export_operator.runtime.aws import AwsCalls, Identity, classify
 
 Answer = asyncio.Future[ExportJob]
 JobKey = tuple[str, str]  # application id, job id
-
-ENDED = (PINPOINT_DONE, "FAILED")  # Pinpoint's states after which a job does not change
 
 
 @dataclass
@@ -87,7 +85,7 @@ class JobPolls:
             job = watch.ended
         else:
             job = await self._ask_for(identity, application_id, job_id, created)
-        if waiter and job.job_status in ENDED:
+        if waiter and job.job_status in PINPOINT_ENDED:
             self.forget(waiter)
         elif waiter:
             self.watch(identity, application_id, job_id, waiter)
@@ -186,7 +184,7 @@ class JobPolls:
                 if job.id in missing:
                     missing.discard(job.id)
                     _give(batch.answers[job.id], job, "GetExportJobs")
-                elif job.job_status in ENDED:
+                elif job.job_status in PINPOINT_ENDED:
                     self._saw_end(identity, application_id, job)
             if not token or (
                 oldest and jobs and all(created_before(j.creation_date, oldest) for j in jobs)

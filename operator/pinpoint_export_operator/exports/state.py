@@ -41,6 +41,7 @@ Status = ExportStatus
 # Pinpoint's job statuses (JobStatus in its service model).
 PINPOINT_DONE = "COMPLETED"
 PINPOINT_FAILED = ("FAILED", "FAILING")
+PINPOINT_ENDED = (PINPOINT_DONE, "FAILED")  # after these a job does not change
 MAX_FAILURES = 10
 RETRYING = "Retrying: "
 
