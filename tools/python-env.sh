@@ -19,7 +19,10 @@ if [[ ${1:-} == --lock ]]; then
     --no-emit-package pinpoint-export-operator --no-emit-package pinpoint-export-sandbox \
     requirements-dev.in
 fi
-[[ -x .venv/bin/python ]] || "$uv" venv --quiet --python python3 .venv
+if [[ ! -x .venv/bin/python ]]; then
+  rm -rf .venv  # what an interrupted first run may leave: a .venv without its interpreter
+  "$uv" venv --quiet --python python3 .venv
+fi
 # Bytecode compiled now, once: Python would otherwise compile botocore and the rest again in
 # every process where PYTHONDONTWRITEBYTECODE is set (each copier, operator and emulator the
 # tests start), 0.6 CPU s more for boto3 and its client alone.
