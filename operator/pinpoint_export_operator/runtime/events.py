@@ -32,11 +32,13 @@ class PostedOnce:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._remembered = remembered
 
-    def post(self, body: Any, event: Event) -> None:
+    def post(self, body: Any, event: Event) -> bool:
+        """Post `event` unless this daemon already did; whether it was posted now."""
         key = (event.reason, event.message)
         if key in self._seen:
-            return
+            return False
         self._seen[key] = None
         if len(self._seen) > self._remembered:
             self._seen.popitem(last=False)
         post(body, event)
+        return True

@@ -88,9 +88,10 @@ class ScheduleReconciler:
                 _merge_patch(written, decision.status),
             )
         for event in decision.events:
-            if event.reason in MISSED:
+            # A miss is decided again at every pass until a run starts; its Event (which names
+            # the missed time) is posted once, and the miss counted once with it.
+            if posted.post(body, event) and event.reason in MISSED:
                 metrics.SCHEDULE_MISSED.labels(schedule.namespace).inc()
-            posted.post(body, event)
         return decision.wake_at, decision.status
 
     async def _act(

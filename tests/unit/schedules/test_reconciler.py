@@ -11,6 +11,7 @@ from kubernetes import client
 
 from pinpoint_export_operator import api
 from pinpoint_export_operator.runtime import events as events_module
+from pinpoint_export_operator.runtime import metrics
 from pinpoint_export_operator.runtime.adopt import Created
 from pinpoint_export_operator.runtime.events import PostedOnce
 from pinpoint_export_operator.runtime.objects import own_status
@@ -194,3 +195,28 @@ def test_errors_show_as_reconciling(events: list[tuple[str, str, str]]) -> None:
         "True",
         "KubernetesUnavailable",
     )
+
+
+def test_a_missed_run_is_counted_once_however_many_passes_see_it(
+    events: list[tuple[str, str, str]],
+) -> None:
+    """Every pass decides the miss again (nothing moves lastScheduleTime); the counter behind
+    the missed-runs alert must grow by one, not by one per pass."""
+    reconciler = ScheduleReconciler(FakeKube(), Wakeups())  # type: ignore[arg-type]
+    posted = PostedOnce()
+    obj = body({"observedGeneration": 1})
+    # Created in June: this month's first run is long past its one-second deadline (unless the
+    # test runs within a second of it).
+    obj["spec"].update(schedule="@monthly", startingDeadlineSeconds=1)
+    before = missed_runs("ns")
+    written = own_status(obj)
+    for _ in range(3):
+        pass_ = reconciler._reconcile(obj, written, posted, Logger())  # type: ignore[arg-type]
+        _, written = asyncio.run(pass_)
+    assert [e[1] for e in events] == ["MissSchedule"]
+    assert missed_runs("ns") - before == 1
+
+
+def missed_runs(namespace: str) -> float:
+    sample = "pinpoint_export_schedule_missed_runs_total"
+    return metrics.REGISTRY.get_sample_value(sample, {"namespace": namespace}) or 0.0
