@@ -106,10 +106,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--expect-objects",
         type=_int_range(0),
         metavar="N",
-        help="the number of .gz pieces the export reported (Pinpoint's TotalPieces minus "
-        f"FailedPieces); if the listing finds fewer, exit {exitcodes.RETRYABLE} (RETRYABLE: S3 "
-        "listings may lag) without writing manifest.json, _SUCCESS or latest "
-        "(default: no check)",
+        help="the least number of .gz objects the listing must find; if it finds fewer, exit "
+        f"{exitcodes.RETRYABLE} (RETRYABLE: S3 listings may lag) without writing "
+        "manifest.json, _SUCCESS or latest (default: no check)",
     )
     parser.add_argument(
         "--keep-runs",

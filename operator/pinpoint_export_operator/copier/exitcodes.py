@@ -86,7 +86,7 @@ class ObjectFailed(ObjectError):
 
 
 class IncompleteListing(CopyError):
-    """Fewer objects listed than the export reported: S3 listings may lag behind writes."""
+    """Fewer objects listed than expected: S3 listings may lag behind writes."""
 
     reason = "IncompleteListing"
 

@@ -1,8 +1,8 @@
 """One copy run: list, map names, copy or resume each object, then manifest, `_SUCCESS`, `latest`.
 
 A run that already completed (`_SUCCESS` and a valid manifest) is reported as recorded and not
-listed again: its objects may have expired since. A listing with fewer objects than the export
-reported (`expect_objects`) fails, retryable, before anything is written. Objects are copied by
+listed again: its objects may have expired since. A listing with fewer objects than expected
+(`expect_objects`) fails, retryable, before anything is written. Objects are copied by
 a few file threads at once, each object decoded on a thread of its own (so several objects
 decode in parallel, on as many cores); their parts share one pool of GET threads
 (`concurrency`). The first failure stops everything and is the one reported; a failure of one
@@ -72,7 +72,7 @@ class Options:
     decompress: bool = False
     concurrency: int = 8  # parallel ranged GETs
     part_size: int = 16 * MiB
-    expect_objects: int | None = None  # .gz pieces the export reported, if known
+    expect_objects: int | None = None  # the least number of .gz objects to list, if known
     keep_runs: int | None = None  # complete runs to keep beside this one, itself included
 
     def fewer_than_expected(self, objects: int) -> bool:
@@ -101,8 +101,8 @@ def copy_run(client: S3Client, options: Options, statvfs: Statvfs = os.statvfs) 
     objects = list_gz_objects(client, options.source)
     if options.fewer_than_expected(len(objects)):
         raise IncompleteListing(
-            f"listed {len(objects)} .gz objects under {options.source}, but the export "
-            f"reported {options.expect_objects}: the listing may lag behind, retry"
+            f"listed {len(objects)} .gz objects under {options.source}, expected at least "
+            f"{options.expect_objects}: the listing may lag behind, retry"
         )
     prefix = len(options.source.prefix)
     names = plan_names(obj.key[prefix:] for obj in objects)
@@ -167,7 +167,7 @@ def _completed_run(options: Options) -> Result | None:
         log.info("%s is already complete: nothing copied, its manifest reported", run.path)
         if options.fewer_than_expected(objects):
             log.warning(
-                "%s records %d objects, the export reported %d: latest left as it is",
+                "%s records %d objects, fewer than the %d expected: latest left as it is",
                 run.path,
                 objects,
                 options.expect_objects,
