@@ -15,6 +15,8 @@ import yaml
 
 from pinpoint_export_operator import __version__
 
+from .docs_tables import code, section, tables
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "pinpoint-export-operator"
 # CRDs the chart ships that are not the project's API: Kopf's, for peering.
@@ -88,6 +90,40 @@ def jsonschema() -> Any:
 def schema() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
     return loaded
+
+
+def rbac_rules() -> dict[str, set[str]]:
+    """The verbs rbac.yaml grants, by resource as docs/operations.md names it: `batch/jobs` for
+    a group's, `pods` for the core group's, `kopf.dev` for the peering objects."""
+    granted: dict[str, set[str]] = {}
+    group = ""
+    names: list[str] = []
+    for line in (CHART / "templates" / "rbac.yaml").read_text().splitlines():
+        if found := re.match(r"\s*- apiGroups: \[(.*)\]", line):
+            group = found.group(1).strip('"')
+        elif found := re.match(r"\s*resources: \[(.*)\]", line):
+            resources = [name.strip() for name in found.group(1).split(",")]
+            if group == "kopf.dev":
+                names = ["kopf.dev"]
+            elif group in ("", "pinpoint.exports.dev"):
+                names = resources
+            else:
+                names = [f"{group}/{name}" for name in resources]
+        elif found := re.match(r"\s*- ([a-z]+)\s+#", line):
+            for name in names:
+                granted.setdefault(name, set()).add(found.group(1))
+    return granted
+
+
+def test_the_rbac_table_of_the_docs_is_what_the_chart_grants() -> None:
+    (rows, *_) = tables(section((ROOT / "docs" / "operations.md").read_text(), "## RBAC"))
+    documented: dict[str, set[str]] = {}
+    for row in rows:
+        verbs = set(re.findall(r"\b(get|list|watch|create|update|patch|delete)\b", row["verbs"]))
+        names = code(row["resource"])
+        for name in ["kopf.dev"] if "kopf.dev" in names else names:  # either peering kind
+            documented[name] = verbs
+    assert documented == rbac_rules()
 
 
 def test_values_schema_is_a_valid_json_schema(jsonschema: Any) -> None:
