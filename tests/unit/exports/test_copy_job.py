@@ -32,6 +32,7 @@ def test_pod_passes_pod_security_restricted() -> None:
         "OnRootMismatch",
     )
     assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False  # no variables naming the namespace's Services
     (container,) = spec["containers"]
     assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
@@ -49,9 +50,11 @@ def test_job_is_owned_named_and_fails_fast_on_permanent_errors() -> None:
     assert owner["uid"] == export.uid and owner["controller"] is True
     # Kept until the operator read its result, whoever deletes it (its TTL, say) first.
     assert manifest["metadata"]["finalizers"] == ["pinpoint.exports.dev/copy-result"]
-    rule = manifest["spec"]["podFailurePolicy"]["rules"][0]
-    assert rule["action"] == "FailJob"
-    assert rule["onExitCodes"]["values"] == list(PERMANENT_EXIT_CODES)
+    permanent, disrupted = manifest["spec"]["podFailurePolicy"]["rules"]
+    assert permanent["action"] == "FailJob"
+    assert permanent["onExitCodes"]["values"] == list(PERMANENT_EXIT_CODES)
+    # An evicted or preempted pod is not the copy's failure: it costs no retry.
+    assert disrupted == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
     assert manifest["spec"]["backoffLimit"] == 3
 
 
