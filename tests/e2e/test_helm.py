@@ -14,8 +14,10 @@ would handle the same exports.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +30,7 @@ import yaml
 from kubernetes import client
 
 from pinpoint_export_operator import api as names
+from pinpoint_export_operator import config
 from pinpoint_export_sandbox import binaries, process, storage
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 from pinpoint_export_sandbox.stack import SandboxEnv
@@ -186,6 +189,58 @@ def test_service_monitor_scrapes_the_metrics_service(helm: Helm, kube_version: s
         "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.port=0", check=False,
     )  # fmt: skip
     assert off.returncode != 0 and "metrics.serviceMonitor.enabled needs" in off.stderr
+
+
+def test_every_variable_the_chart_sets_is_one_the_operator_reads(
+    helm: Helm, kube_version: str
+) -> None:
+    """Rendered with every optional setting on: a variable the operator does not read would be
+    a setting silently lost."""
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    read = set(re.findall(r"\[env (\w+)\]", parser.format_help()))
+    values = [
+        "--values", str(CHART / "ci" / "ha-values.yaml"),
+        "--set", "metrics.perSchedule=true", "--set", "aws.sessionTags=true",
+        "--set", "aws.stsEndpointUrl=https://sts.eu-west-1.amazonaws.com",
+        "--set", "aws.allowedRoles.team-a={arn:aws:iam::1:role/a}",
+        "--set", "copier.priorityClassName=batch-low",
+        "--set", "copier.imagePullSecrets={regcred}",
+    ]  # fmt: skip
+    (deployment,) = [
+        d
+        for d in documents(render(helm, "ops", kube_version, *values))
+        if d["kind"] == "Deployment"
+    ]
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert {name for name in env if name.startswith("PPE_")} <= read
+    assert env["PPE_METRICS_PER_SCHEDULE"] == "true"
+
+
+@pytest.mark.parametrize("values", ["(defaults)", "ha-values.yaml"])
+def test_one_replica_is_recreated_and_replicas_roll_one_at_a_time(
+    values: str, helm: Helm, kube_version: str
+) -> None:
+    """One replica: never two operators at once, even for a moment. With peering: a new replica
+    starts before an old one stops, and a voluntary disruption takes one at a time."""
+    args = [] if values == "(defaults)" else ["--values", str(CHART / "ci" / values)]
+    rendered = documents(render(helm, "ops", kube_version, *args))
+    (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
+    budgets = [d for d in rendered if d["kind"] == "PodDisruptionBudget"]
+    if values == "(defaults)":
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+        assert budgets == []
+        return
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    (budget,) = budgets
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
 
 
 def test_alerts_and_dashboard_are_the_chart_files_unchanged(helm: Helm, kube_version: str) -> None:

@@ -216,6 +216,27 @@ def test_a_namespace_outside_the_role_mapping_is_refused_before_any_aws_call(
     assert client.BatchV1Api(exports.api).list_namespaced_job(exports.namespace).items == []
 
 
+def test_a_copier_image_outside_the_allowed_ones_is_refused_before_any_aws_call(
+    exports: Exports, emulator: EmulatorAdmin, tenant_operator: StartOperator
+) -> None:
+    """A prefix admits images under it at a path boundary, never a registry whose name only
+    begins the same way."""
+    tenant_operator("--allowed-copier-images=registry.corp")
+    image = "registry.corp.evil.io/copier:1"
+    exports.apply("own-image", copy={"image": image})
+    export = exports.wait("own-image")
+    status = export["status"]
+    assert status["phase"] == "Failed"
+    assert (condition(export, "Stalled")["reason"], status["message"]) == (
+        "CopierImageNotAllowed",
+        f"spec.copy.image '{image}' is not allowed by the operator "
+        "(--allowed-copier-images: registry.corp)",
+    )
+    assert emulator.counters() == {}
+    assert emulator.sts_calls() == []
+    assert client.BatchV1Api(exports.api).list_namespaced_job(exports.namespace).items == []
+
+
 def test_external_id_session_name_and_tags_reach_sts_from_the_operator_and_the_copier(
     exports: Exports,
     emulator: EmulatorAdmin,
