@@ -198,14 +198,15 @@ def test_every_variable_the_chart_sets_is_one_the_operator_reads(
     a setting silently lost."""
     parser = argparse.ArgumentParser()
     config.add_arguments(parser)
-    read = set(re.findall(r"\[env (\w+)\]", parser.format_help()))
+    read = set(re.findall(r"\[env\s+(\w+)\]", parser.format_help()))  # help may wrap
     values = [
         "--values", str(CHART / "ci" / "ha-values.yaml"),
         "--set", "metrics.perSchedule=true", "--set", "aws.sessionTags=true",
         "--set", "aws.stsEndpointUrl=https://sts.eu-west-1.amazonaws.com",
         "--set", "aws.allowedRoles.team-a={arn:aws:iam::1:role/a}",
         "--set", "copier.priorityClassName=batch-low",
-        "--set", "copier.imagePullSecrets={regcred}",
+        "--set", "copier.imagePullSecrets[0].name=regcred",
+        "--set", "copier.podLabels.team=data",
     ]  # fmt: skip
     (deployment,) = [
         d
