@@ -3,9 +3,9 @@
 Rendering: `helm lint` and `helm template` for the default values and every ci/ values file,
 each rendered object accepted by the API server (`kubectl apply --dry-run=server`), invalid
 values refused by the schema, every variable of the Deployment one the operator reads, its
-rollout as documented (Recreate alone, one at a time with peering). Installing: the operator runs from the chart in a namespace that
-enforces Pod Security `restricted`, as the chart's ServiceAccount and with the chart's RBAC
-alone; a namespace-scoped install sees nothing outside its namespaces; upgrade rolls the
+rollout as documented (Recreate alone, one at a time with peering). Installing: the operator
+runs from the chart in a namespace that enforces Pod Security `restricted`, as the chart's
+ServiceAccount and with the chart's RBAC alone; a namespace-scoped install sees nothing outside its namespaces; upgrade rolls the
 Deployment; uninstall leaves CRDs and exports; two replicas with Kopf peering fail over without
 duplicating a Pinpoint job.
 
