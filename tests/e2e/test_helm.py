@@ -5,9 +5,9 @@ each rendered object accepted by the API server (`kubectl apply --dry-run=server
 values refused by the schema, every variable of the Deployment one the operator reads, its
 rollout as documented (Recreate alone, one at a time with peering). Installing: the operator
 runs from the chart in a namespace that enforces Pod Security `restricted`, as the chart's
-ServiceAccount and with the chart's RBAC alone; a namespace-scoped install sees nothing outside its namespaces; upgrade rolls the
-Deployment; uninstall leaves CRDs and exports; two replicas with Kopf peering fail over without
-duplicating a Pinpoint job.
+ServiceAccount and with the chart's RBAC alone; a namespace-scoped install sees nothing outside
+its namespaces; upgrade rolls the Deployment; uninstall leaves CRDs and exports; two replicas
+with Kopf peering fail over without duplicating a Pinpoint job.
 
 While a chart's operator runs, the session's out-of-cluster operator is stopped: two operators
 would handle the same exports.
