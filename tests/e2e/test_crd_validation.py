@@ -170,6 +170,13 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("endpoint-url-ftp", {"endpointUrl": "ftp://pinpoint.example.com"}, ("spec.endpointUrl",)),
     ("endpoint-url-no-scheme", {"endpointUrl": "pinpoint.example.com"}, ("spec.endpointUrl",)),
     ("s3-endpoint-url-query", {"s3EndpointUrl": "http://s3.local?x=1"}, ("spec.s3EndpointUrl",)),
+    # Only the copy Job uses s3EndpointUrl: botocore refusing it there would come after Pinpoint.
+    (
+        "s3-endpoint-url-empty-label",
+        {"s3EndpointUrl": "http://minio..svc:9000"},
+        ("spec.s3EndpointUrl",),
+    ),
+    ("s3-endpoint-url-port", {"s3EndpointUrl": "http://minio.svc:99999"}, ("spec.s3EndpointUrl",)),
     # credentials
     (
         "credentials-both",
@@ -235,11 +242,22 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ),
     ("path-too-long", {"destination": {"path": "a" * 1025}}, ("spec.destination.path", "Too long")),
     (
+        "path-with-latest",  # the copier's link to the newest run of the path above
+        {"destination": {"path": "latest/nightly"}},
+        ("spec.destination.path", "'latest'"),
+    ),
+    (
         "path-component-over-255-bytes",
         {"destination": {"path": "marketing/" + "é" * 128}},  # 128 characters, 256 bytes
         ("spec.destination.path", "255 bytes"),
     ),
     # copy
+    (
+        "image-uppercase-repository",
+        {"copy": {"image": "registry.corp/Copier:1"}},
+        ("spec.copy.image",),
+    ),
+    ("image-space-in-tag", {"copy": {"image": "registry.corp/copier:1 2"}}, ("spec.copy.image",)),
     ("backoff-limit-negative", {"copy": {"backoffLimit": -1}}, ("spec.copy.backoffLimit",)),
     ("backoff-limit-too-large", {"copy": {"backoffLimit": 101}}, ("spec.copy.backoffLimit",)),
     (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import boto3
 import botocore.exceptions
 import pytest
 
-from pinpoint_export_operator.runtime.aws import classify
+from pinpoint_export_operator.runtime.aws import classify, endpoint_refusal
 from pinpoint_export_operator.runtime.backoff import CAP as BACKOFF_CAP
 from pinpoint_export_operator.runtime.backoff import backoff
 
@@ -92,3 +93,34 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     assert backoff(0, lambda: 1.0) == 2.0
     assert backoff(3, lambda: 1.0) == 16.0
     assert backoff(30, lambda: 1.0) == BACKOFF_CAP
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:4566", "https://s3.eu-west-1.amazonaws.com", "http://[::1]:9000/x", None],
+)
+def test_an_endpoint_botocore_takes_is_not_refused(url: str | None) -> None:
+    assert endpoint_refusal("spec.s3EndpointUrl", url) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[:::]",  # brackets the CRD's pattern lets through, around no IPv6 address
+        "http://[1.2.3.4]",
+        "http://" + "a." * 130 + "com",  # a host over 255 characters, of valid labels
+    ],
+)
+def test_an_endpoint_botocore_refuses_is_refused_naming_the_field(url: str) -> None:
+    refusal = endpoint_refusal("spec.s3EndpointUrl", url)
+    assert refusal is not None and refusal.startswith(f"spec.s3EndpointUrl {url!r}")
+    with pytest.raises(ValueError):  # what the copier would meet
+        boto3.session.Session().client(
+            "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="k",
+            aws_secret_access_key="s",
+        )  # fmt: skip
+
+
+def test_a_port_out_of_range_is_refused() -> None:
+    refusal = endpoint_refusal("spec.endpointUrl", "http://host:99999")
+    assert refusal is not None and "spec.endpointUrl" in refusal and "out of range" in refusal

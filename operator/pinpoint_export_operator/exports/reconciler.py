@@ -57,6 +57,7 @@ from pinpoint_export_operator.runtime.aws import (
     Identity,
     StaticCredentials,
     classify,
+    endpoint_refusal,
 )
 from pinpoint_export_operator.runtime.backoff import backoff
 from pinpoint_export_operator.runtime.errors import CloudError, kubernetes_error
@@ -405,6 +406,10 @@ class ExportReconciler:
         refusal = copy_job.image_refusal(export, self._defaults.copier)
         if refusal:
             return CloudError("CopierImageNotAllowed", refusal, transient=False)
+        for field_name in ("endpointUrl", "s3EndpointUrl"):
+            refusal = endpoint_refusal(f"spec.{field_name}", export.spec.get(field_name))
+            if refusal:
+                return CloudError("InvalidSpec", refusal, transient=False)
         manifest = copy_job.build(export, self._defaults.copier)
         return await asyncio.to_thread(self._kube.preflight_copy_job, manifest)
 

@@ -16,10 +16,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
 import botocore.loaders
+import botocore.utils
 from botocore.config import Config
 from botocore.credentials import (
     AssumeRoleCredentialFetcher,
@@ -115,6 +117,22 @@ def classify(error: Exception, operation: str) -> CloudError:
     # Anything else (a bug, a library's own error): retried, shown, and never silent.
     text = f"{operation}: unexpected {type(error).__module__}.{type(error).__name__}"
     return CloudError("UnexpectedError", text, transient=True, ambiguous=True)
+
+
+def endpoint_refusal(field: str, url: str | None) -> str | None:
+    """Why botocore would refuse `url` as an endpoint (a host it rejects, a port out of range),
+    naming `field`; None if it would take it. The CRD's pattern refuses most such URLs; this
+    check, made before Pinpoint runs, covers the rest (bracketed text that is no IPv6 address,
+    a host over 255 characters) for the copy Job, which would meet them only afterwards."""
+    if not url:
+        return None
+    try:
+        _ = urlsplit(url).port  # raises on a port out of range, or brackets around no IP
+    except ValueError as error:
+        return f"{field} {url!r}: {error}"
+    if botocore.utils.is_valid_endpoint_url(url) or botocore.utils.is_valid_ipv6_endpoint_url(url):
+        return None
+    return f"{field} {url!r} is not a valid endpoint URL: its host is not a DNS name or IP address"
 
 
 @dataclass(frozen=True)

@@ -184,9 +184,35 @@ def test_patterns_compile_and_mean_what_they_say() -> None:
                 "https://pinpoint.us-east-1.amazonaws.com",
                 "http://[::1]:80/x",
             ],
-            ["ftp://host", "pinpoint.example.com", "http://", "http://host?x=1", "http://a b"],
+            [
+                "ftp://host",
+                "pinpoint.example.com",
+                "http://",
+                "http://host?x=1",
+                "http://a b",
+                # What botocore refuses too: empty or over-long labels, hyphens at their ends,
+                # ports out of range.
+                "http://minio..svc:9000",
+                "http://a-.b",
+                "http://" + "a" * 64 + ".com",
+                "http://host:0",
+                "http://host:65536",
+            ],
         ),
     }
+    cases["s3EndpointUrl"] = cases["endpointUrl"]
+    image = spec["copy"]["properties"]["image"]["pattern"]
+    for value in [
+        "ghcr.io/example/pinpoint-export-operator:0.1.0",
+        "busybox",
+        "team/copier",
+        "localhost/copier",
+        "Registry.Corp:5000/team-a/copier:v1",  # capitals only in the registry
+        "registry.corp/copier:1.2@sha256:" + "0" * 64,
+    ]:
+        assert re.search(image, value), f"copy.image should accept {value!r}"
+    for value in ["registry.corp/Copier:1", "Team/copier", "copier:1 2", "copier:", "a//b"]:
+        assert not re.search(image, value), f"copy.image should reject {value!r}"
     for field, (good, bad) in cases.items():
         pattern = re.compile(spec[field]["pattern"])
         for value in good:

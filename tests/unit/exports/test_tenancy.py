@@ -155,6 +155,16 @@ def test_the_preflight_refuses_a_role_outside_the_mapping_as_terminal() -> None:
     assert "spec.credentials.assumeRoleArn" in refused.message
 
 
+@pytest.mark.parametrize("field", ["endpointUrl", "s3EndpointUrl"])
+def test_the_preflight_refuses_an_endpoint_botocore_would_refuse_as_terminal(field: str) -> None:
+    """s3EndpointUrl is used only by the copy Job: refused later, it would cost a Pinpoint run."""
+    export = make_export(**{field: "http://[:::]:9000"})
+    refused = asyncio.run(reconciler(())._preflight(export))
+    assert refused is not None
+    assert (refused.reason, refused.transient) == ("InvalidSpec", False)
+    assert refused.message.startswith(f"spec.{field} 'http://[:::]:9000'")
+
+
 @pytest.mark.parametrize("action", [PollExportJob("job-1"), EnsureCopyJob(5)])
 def test_later_steps_refuse_too_when_the_mapping_narrowed(action: Any) -> None:
     """An export begun under a wider mapping polls and copies no more once it is narrowed."""
