@@ -579,6 +579,22 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         {"exportTemplate": {"metadata": {"labels": {names.LABEL_SCHEDULE: "other"}}}},
         ("spec.exportTemplate.metadata.labels", names.LABEL_SCHEDULE),
     ),
+    # Each run's create would fail on these (a 422 at every scheduled time): refused up front.
+    (
+        "template-label-key",
+        {"exportTemplate": {"metadata": {"labels": {"team name": "marketing"}}}},
+        ("spec.exportTemplate.metadata.labels", "each key must be"),
+    ),
+    (
+        "template-annotation-key",
+        {"exportTemplate": {"metadata": {"annotations": {"/note": "x"}}}},
+        ("spec.exportTemplate.metadata.annotations", "each key must be"),
+    ),
+    (
+        "template-annotation-too-long",
+        {"exportTemplate": {"metadata": {"annotations": {"note": "x" * 4097}}}},
+        ("spec.exportTemplate.metadata.annotations", "Too long"),
+    ),
 ]
 
 
