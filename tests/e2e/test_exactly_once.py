@@ -1,6 +1,7 @@
 """One Pinpoint job per export, under the failures that hurt: answers lost after Pinpoint
-acted, a dropped connection, an operator killed while its create is in flight, two operators
-racing, slow and truncated listings of jobs, a long job history under throttling.
+acted, a dropped connection, a create that Pinpoint finishes after the operator stopped
+waiting, an operator killed while its create is in flight, two operators racing, slow and
+truncated listings of jobs, a long job history under throttling.
 
 Jobs are counted by the emulator (the jobs whose S3 prefix is the run's), not by requests
 received: a request can arrive without creating anything, and a job can be created without
@@ -17,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pinpoint_export_operator.runtime.aws import READ_TIMEOUT
 from pinpoint_export_sandbox import process
 from pinpoint_export_sandbox.emulator.admin import EmulatorAdmin
 
@@ -119,6 +121,19 @@ def test_killed_while_the_create_is_in_flight_makes_one_job(
     operator.kill()  # the emulator is still inside the call, 5 s from answering
     operator.start()
     assert_exactly_once(emulator, exports, "in-flight")
+
+
+def test_a_create_pinpoint_finishes_after_the_operator_stopped_waiting_makes_one_job(
+    exports: Exports, emulator: EmulatorAdmin
+) -> None:
+    """Pinpoint makes the job 5 s after the operator's read timeout: a search as soon as the
+    timeout is retried would not see it yet. The operator waits one call's time first, then
+    finds the job and adopts it."""
+    emulator.seed(exports.app, ENDPOINTS)
+    emulator.set_faults(operations=["CreateExportJob"], latency_seconds=READ_TIMEOUT + 5)
+    exports.apply("slow-create")
+    assert_exactly_once(emulator, exports, "slow-create")
+    assert "ExportJobAdopted" in exports.event_reasons("slow-create")
 
 
 @LISTINGS

@@ -36,6 +36,23 @@ def test_client_errors(code: str, status: int, reason: str, transient: bool) -> 
     assert code in error.message and "GetExportJob" in error.message
 
 
+@pytest.mark.parametrize(
+    ("error", "ambiguous", "unfinished"),
+    [
+        (botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"), False, False),
+        (client_error("InternalServerErrorException", 500), True, False),  # answered: done
+        (client_error("GatewayTimeout", 504), True, True),  # the gateway stopped waiting
+        (botocore.exceptions.ReadTimeoutError(endpoint_url="http://x"), True, True),
+    ],
+    ids=["never-sent", "500", "504", "read-timeout"],
+)
+def test_which_failures_may_still_be_running_where_they_were_sent(
+    error: Exception, ambiguous: bool, unfinished: bool
+) -> None:
+    failure = classify(error, "CreateExportJob")
+    assert (failure.ambiguous, failure.unfinished) == (ambiguous, unfinished)
+
+
 def test_network_errors_are_transient() -> None:
     error = classify(botocore.exceptions.EndpointConnectionError(endpoint_url="http://x"), "op")
     assert error.transient and error.reason == "EndpointUnreachable"

@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import urllib3
+from kubernetes import client
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
 from pinpoint_export_operator.runtime import metrics
+from pinpoint_export_operator.runtime.errors import kubernetes_error
 from pinpoint_export_operator.runtime.inventory import Inventory
-from pinpoint_export_operator.runtime.kube_json import resource_of
+from pinpoint_export_operator.runtime.kube_json import KubeJson, resource_of
 
 from .docs_tables import OPERATIONS, ROOT, code, section, tables
 
@@ -188,3 +191,28 @@ def test_every_metric_is_in_the_tables_of_the_docs_and_the_readme(path: Any, hea
     assert set(table) - set(ours) == set(), f"in {path.name}, never registered"
     wrong = {name: (table[name], ours[name]) for name in ours if table[name] != ours[name]}
     assert not wrong, f"{path.name}: (documented, registered) type and labels differ: {wrong}"
+
+
+class UnreachableApi(client.ApiClient):
+    """An API server that never answers: the transport's own error, as urllib3 raises it."""
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        raise urllib3.exceptions.MaxRetryError(None, "/apis/batch/v1", "connection refused")  # type: ignore[arg-type]
+
+
+def test_a_kubernetes_request_without_an_answer_is_counted_and_retried() -> None:
+    """During an API server outage the call metrics show the failures, and the status says
+    the API server is unavailable (transient), not that the operator has a bug."""
+
+    def failures() -> float:
+        labels = {"service": "kubernetes", "operation": "GET jobs", "code": "MaxRetryError"}
+        return metrics.REGISTRY.get_sample_value("pinpoint_export_call_errors_total", labels) or 0
+
+    before = failures()
+    kube = KubeJson(UnreachableApi(), observe=metrics.observe_kubernetes)
+    with pytest.raises(urllib3.exceptions.MaxRetryError) as raised:
+        kube.get("/apis/batch/v1/namespaces/ns/jobs/x")
+    assert failures() - before == 1
+    error = kubernetes_error(raised.value, "ObserveCopyJob")
+    assert (error.reason, error.transient) == ("KubernetesUnavailable", True)
+    assert error.message == "ObserveCopyJob: no answer from the Kubernetes API (MaxRetryError)"

@@ -20,10 +20,11 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import kopf
+import urllib3
 from kubernetes import client
 
 from pinpoint_export_operator import api
@@ -50,7 +51,7 @@ from pinpoint_export_operator.exports.steps import (
     PollExportJob,
     WaitForClaim,
 )
-from pinpoint_export_operator.runtime import events, metrics
+from pinpoint_export_operator.runtime import events, metrics, timestamps
 from pinpoint_export_operator.runtime.aws import (
     ATTEMPT_SECONDS,
     AwsCalls,
@@ -87,6 +88,7 @@ class _Run:
     resource_version: str
     written_at: float = 0.0  # monotonic time of the last status write (0: not by this process)
     nothing_created: bool = False  # see Caller
+    create_running_until: str | None = None  # see Caller
     claimed: bool = False  # the status written last claims the next create already
     preflight_done: bool = False
     cursor: SearchCursor = field(default_factory=SearchCursor)
@@ -205,7 +207,7 @@ class ExportReconciler:
             while export_state.is_active(run.status) and not stopped:
                 wakeup.clear()  # events from here on wake the wait below
                 step_began = time.monotonic()
-                caller = Caller(IDENTITY, now(), run.nothing_created)
+                caller = Caller(IDENTITY, now(), run.nothing_created, run.create_running_until)
                 outcome = export_state.timed_out(export, run.status, caller.now)
                 if outcome is None:
                     outcome = await self._step(run, caller)
@@ -321,7 +323,7 @@ class ExportReconciler:
                 seen = await self._perform(run, action)
         except CredentialsError as error:
             seen = error.error
-        except client.ApiException as error:
+        except (client.ApiException, urllib3.exceptions.HTTPError) as error:
             seen = kubernetes_error(error, type(action).__name__)
         except Exception as error:
             seen = classify(error, type(action).__name__)
@@ -347,6 +349,7 @@ class ExportReconciler:
             run.preflight_done = True
         if not run.claimed and not await self._claim(run, claims.claim(run.status, caller)):
             return None
+        run.create_running_until = None  # claimed after that time: waited out
         run.claimed = False  # each attempt claims afresh: its time is what others wait on
         app, segment = spec["applicationId"], spec.get("segmentId")
         identity = await self._identity(run)
@@ -380,6 +383,9 @@ class ExportReconciler:
                     failure = classify(error, "CreateExportJob")
                     # Refused outright, nothing was made; otherwise the next attempt looks first.
                     run.nothing_created = not failure.ambiguous
+                    if failure.unfinished:
+                        until = timestamps.parse(now()) + timedelta(seconds=ATTEMPT_SECONDS)
+                        run.create_running_until = timestamps.format(until)
                     return failure
                 if created is not None:
                     return self._follow(run, identity, created)

@@ -116,6 +116,11 @@ def next_action(status: Status, caller: Caller) -> Action:
     phase = status.get("phase")
     job = status.get("exportJob", {})
     if phase == "Pending":
+        if caller.create_running_until:
+            until = timestamps.parse(caller.create_running_until)
+            left = (until - timestamps.parse(caller.now)).total_seconds()
+            if left > 0:
+                return WaitForClaim(caller.identity, left)
         requested, holder = job.get("requestedAt"), job.get("requestedBy")
         if requested and holder != caller.identity:
             age = (timestamps.parse(caller.now) - timestamps.parse(requested)).total_seconds()

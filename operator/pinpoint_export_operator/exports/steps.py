@@ -114,6 +114,9 @@ class Caller:
     # No create under the current claim can have reached Pinpoint: the run was just started
     # here, or Pinpoint refused the last attempt outright (a 4xx or 429, an unreachable host).
     nothing_created: bool = False
+    # The last create got no answer and may still be running in Pinpoint until then (one
+    # call's time again after it failed): a search before then could miss its job.
+    create_running_until: str | None = None
 
 
 @dataclass(frozen=True)

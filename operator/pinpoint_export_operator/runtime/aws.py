@@ -94,7 +94,13 @@ def classify(error: Exception, operation: str) -> CloudError:
         if code in _TERMINAL_CODES:
             return CloudError(_TERMINAL_CODES[code], text, transient=False)
         if is_transient_status(status):
-            return CloudError("ServiceUnavailable", text, transient=True, ambiguous=status != 429)
+            return CloudError(
+                "ServiceUnavailable",
+                text,
+                transient=True,
+                ambiguous=status != 429,
+                unfinished=status == 504,  # the gateway gave up waiting, not the service
+            )
         return CloudError("UnexpectedResponse", text, transient=False)
     if isinstance(error, botocore.exceptions.ConnectionError):
         # Never connected (refused, DNS, TLS handshake, proxy): nothing was sent.
@@ -102,7 +108,9 @@ def classify(error: Exception, operation: str) -> CloudError:
     if isinstance(error, botocore.exceptions.HTTPClientError):
         # Sent, then the connection dropped or timed out: the call may have acted.
         text = bounded(f"{operation}: no answer ({type(error).__name__})")
-        return CloudError("EndpointUnreachable", text, transient=True, ambiguous=True)
+        return CloudError(
+            "EndpointUnreachable", text, transient=True, ambiguous=True, unfinished=True
+        )
     if isinstance(error, botocore.exceptions.NoCredentialsError):
         message = f"{operation}: no AWS credentials: set spec.credentials or an operator identity"
         return CloudError("NoCredentials", message, transient=False)

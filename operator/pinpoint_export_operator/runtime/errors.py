@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import urllib3
+
 if TYPE_CHECKING:  # the copier uses this module too, without loading the Kubernetes client
     from kubernetes import client
 
@@ -29,12 +31,15 @@ class CloudError:
     """A call that failed. Transient ones are retried with backoff; the others end the run.
 
     `reason` is CamelCase (a condition reason, an Event reason); `message` says what to do.
-    `ambiguous`: the call may have taken effect although it failed (its answer was lost)."""
+    `ambiguous`: the call may have taken effect although it failed (its answer was lost).
+    `unfinished`: more than that, it may still be running where it was sent (no answer in
+    time, or a gateway's 504), so what it does may only show later."""
 
     reason: str
     message: str
     transient: bool
     ambiguous: bool = False
+    unfinished: bool = False
 
 
 def is_transient_status(status: int) -> bool:
@@ -42,8 +47,14 @@ def is_transient_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def kubernetes_error(error: client.ApiException, operation: str) -> CloudError:
-    """An API server refusal as a CloudError, by the rule above."""
+def kubernetes_error(
+    error: client.ApiException | urllib3.exceptions.HTTPError, operation: str
+) -> CloudError:
+    """An API server refusal as a CloudError, by the rule above; a request that got no answer
+    (refused, reset, timed out: urllib3's errors) is transient, as a 5xx is."""
+    if isinstance(error, urllib3.exceptions.HTTPError):
+        message = f"{operation}: no answer from the Kubernetes API ({type(error).__name__})"
+        return CloudError("KubernetesUnavailable", bounded(message), transient=True)
     status = int(error.status or 0)
     message = bounded(f"{operation}: Kubernetes API {status} {error.reason}: {_detail(error)}")
     if is_transient_status(status):

@@ -50,8 +50,9 @@ def read(response: RESTResponse) -> bytes:
     return data
 
 
-# Told of each request: (method, resource, seconds, HTTP status); the operator counts them.
-Observer = Callable[[str, str, float, int], None]
+# Told of each request: (method, resource, seconds, and for a failure the HTTP status, or the
+# transport's exception if no answer came); the operator counts them.
+Observer = Callable[[str, str, float, str | None], None]
 
 
 class KubeJson:
@@ -71,14 +72,22 @@ class KubeJson:
         """The response as a dict; `client.ApiException` for a non-2xx status, as the typed
         API classes raise, so callers test `error.status` the usual way."""
         start = time.monotonic()
-        response = call(self._api, method, path, query, body, content_type)
-        data = read(response)
-        if self._observe is not None:
-            self._observe(method, resource_of(path), time.monotonic() - start, response.status)
-        if not 200 <= response.status < 300:
+        try:
+            response = call(self._api, method, path, query, body, content_type)
+            data = read(response)
+        except Exception as error:  # no answer: refused, reset, timed out
+            self._told(method, path, start, type(error).__name__)
+            raise
+        failed = not 200 <= response.status < 300
+        self._told(method, path, start, str(response.status) if failed else None)
+        if failed:
             raise client.ApiException(http_resp=response)
         decoded: Json = json.loads(data) if data else {}
         return decoded
+
+    def _told(self, method: str, path: str, start: float, failure: str | None) -> None:
+        if self._observe is not None:
+            self._observe(method, resource_of(path), time.monotonic() - start, failure)
 
     def get(self, path: str, query: dict[str, str] | None = None) -> Json:
         return self.request("GET", path, query=query)

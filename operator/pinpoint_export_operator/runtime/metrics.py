@@ -176,12 +176,13 @@ def timed_call(service: str, operation: str, code_of: Callable[[Exception], str]
         CALL_SECONDS.labels(service, operation).observe(time.monotonic() - start)
 
 
-def observe_kubernetes(method: str, resource: str, seconds: float, status: int) -> None:
-    """A request to the API server (`kube_json.Observer`): its time, and its error if any."""
+def observe_kubernetes(method: str, resource: str, seconds: float, failure: str | None) -> None:
+    """A request to the API server (`kube_json.Observer`): its time, and its error if any (an
+    HTTP status, or the exception of a request that got no answer)."""
     operation = f"{method} {resource}"
     CALL_SECONDS.labels("kubernetes", operation).observe(seconds)
-    if status >= 400:
-        CALL_ERRORS.labels("kubernetes", operation, str(status)).inc()
+    if failure is not None:
+        CALL_ERRORS.labels("kubernetes", operation, failure).inc()
 
 
 async def serve(port: int) -> Any:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
+import urllib3
 from kubernetes import client
 
 from pinpoint_export_operator.runtime import metrics, timestamps
@@ -140,7 +141,7 @@ class ScheduleReconciler:
         """Best effort: show the retried error as Reconciling=True on the status; returns the
         status as now written."""
         obj = plain(body)
-        if isinstance(error, client.ApiException):
+        if isinstance(error, client.ApiException | urllib3.exceptions.HTTPError):
             cloud_error = kubernetes_error(error, "PinpointExportSchedule")
             reason, message = cloud_error.reason, cloud_error.message
         else:

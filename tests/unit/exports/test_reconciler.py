@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+import botocore.exceptions
 import kopf
 import pytest
 from kubernetes import client
@@ -124,16 +125,26 @@ class FakePinpoint:
     def __init__(self) -> None:
         self.jobs: list[Json] = []  # newest first, as Pinpoint lists them
         self.listings: list[str | None] = []  # the Token of each GetExportJobs
+        self.slow_creates = 0  # creates still being made when the client stops waiting
+        self.in_the_making: list[Json] = []  # their jobs, not listed yet
 
     def create_export_job(self, ApplicationId: str, ExportJobRequest: Json) -> Json:
         job = {
-            "Id": f"job-{len(self.jobs) + 1}",
+            "Id": f"job-{len(self.jobs) + len(self.in_the_making) + 1}",
             "JobStatus": "CREATED",
             "Definition": ExportJobRequest,
             "CreationDate": clock.now(),
         }
+        if self.slow_creates:
+            self.slow_creates -= 1
+            self.in_the_making.append(job)
+            raise botocore.exceptions.ReadTimeoutError(endpoint_url="https://pinpoint")
         self.jobs.insert(0, job)
         return {"ExportJobResponse": job}
+
+    def finish_making(self) -> None:
+        self.jobs[:0] = reversed(self.in_the_making)
+        self.in_the_making = []
 
     def get_export_job(self, ApplicationId: str, JobId: str) -> Json:
         return {"ExportJobResponse": next(job for job in self.jobs if job["Id"] == JobId)}
@@ -212,7 +223,7 @@ class Replica:
     def step(self) -> Outcome | None:
         """One pass of the daemon's loop, without its wait: act, decide, commit."""
         run = self.run
-        caller = Caller(self.identity, clock.now(), run.nothing_created)
+        caller = Caller(self.identity, clock.now(), run.nothing_created, run.create_running_until)
         outcome = asyncio.run(self.reconciler._step(run, caller))
         if outcome is not None:
             run.status = outcome.status
@@ -263,6 +274,26 @@ def test_a_claim_grown_too_old_before_the_create_is_written_again_first() -> Non
     assert created(pinpoint, export) == 1
     # Renewed with the slot held: queued again, the claim could grow too old again.
     assert replica.aws.slots == 1
+
+
+def test_a_create_without_an_answer_is_waited_out_before_the_search() -> None:
+    """Pinpoint still makes the job after the client stopped waiting (a read timeout): a
+    search at once would miss it and a create would make a second job: one call's time is
+    waited out first."""
+    export = make_export()
+    fake, pinpoint = FakeApi(export), FakePinpoint()
+    pinpoint.slow_creates = 1
+    replica = Replica(fake, pinpoint)
+    replica.start()
+    assert reason(replica.step()) == "EndpointUnreachable"  # no answer: retried
+    clock.advance(ATTEMPT_SECONDS - 1)
+    assert reason(replica.step()) == "Creating"  # waits: the create may still be running
+    assert (len(pinpoint.listings), created(pinpoint, export)) == (0, 0)
+    pinpoint.finish_making()  # Pinpoint's job appears
+    clock.advance(1)
+    outcome = replica.step()
+    assert outcome is not None and outcome.status["exportJob"]["id"] == "job-1"
+    assert created(pinpoint, export) == 1
 
 
 def test_a_claim_taken_over_while_waiting_for_a_thread_creates_nothing() -> None:

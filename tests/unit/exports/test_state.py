@@ -362,6 +362,18 @@ def test_own_claim_searches_only_if_a_create_may_have_gone_through(
     assert isinstance(action, EnsureExportJob) and action.search is search
 
 
+def test_a_create_that_got_no_answer_is_waited_out_before_the_search() -> None:
+    """Pinpoint may still be making the job: a search now could miss it, and a create would
+    make a second. Once it cannot be running any more, the job is searched for."""
+    until = timestamps.format(timestamps.parse(T1) + timedelta(seconds=40))
+    running = Caller("operator-a", T1, create_running_until=until)
+    action = state.next_action(claimed_by("operator-a", T0), running)
+    assert action == WaitForClaim("operator-a", 40)
+    ended = Caller("operator-a", until, create_running_until=until)
+    action = state.next_action(claimed_by("operator-a", T0), ended)
+    assert action == EnsureExportJob(pending()["exportJob"]["s3Url"], search=True)
+
+
 def test_a_run_without_any_claim_is_searched() -> None:
     """Written by an earlier version, which claimed nothing and may have created."""
     status = pending()
