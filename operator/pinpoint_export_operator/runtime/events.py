@@ -32,13 +32,11 @@ class PostedOnce:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._remembered = remembered
 
-    def post(self, body: Any, event: Event) -> bool:
-        """Post `event` unless this daemon already did; whether it was posted now."""
+    def post(self, body: Any, event: Event) -> None:
         key = (event.reason, event.message)
         if key in self._seen:
-            return False
+            return
         self._seen[key] = None
         if len(self._seen) > self._remembered:
             self._seen.popitem(last=False)
         post(body, event)
-        return True

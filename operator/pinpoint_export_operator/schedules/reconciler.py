@@ -33,7 +33,6 @@ PADDING = 0.1
 # Look again at least this often even with nothing due: a wall clock stepped by NTP, or an
 # event lost with a broken watch, is noticed within this time.
 MAX_SLEEP = 600.0
-MISSED = ("MissSchedule", "TooManyMissedTimes")  # decisions that skipped scheduled runs
 
 
 class ScheduleReconciler:
@@ -88,11 +87,9 @@ class ScheduleReconciler:
                 schedule.name,
                 _merge_patch(written, decision.status),
             )
+        metrics.SCHEDULE_MISSED.labels(schedule.namespace).inc(decision.missed)
         for event in decision.events:
-            # A miss is decided again at every pass until a run starts; its Event (which names
-            # the missed time) is posted once, and the miss counted once with it.
-            if posted.post(body, event) and event.reason in MISSED:
-                metrics.SCHEDULE_MISSED.labels(schedule.namespace).inc()
+            posted.post(body, event)
         return decision.wake_at, decision.status
 
     async def _act(

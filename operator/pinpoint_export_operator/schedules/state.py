@@ -136,6 +136,9 @@ class Decision:
     delete: list[Delete] = field(default_factory=list)
     wake_at: datetime | None = None  # None: only an event (spec, trigger, child) wakes it
     events: list[Event] = field(default_factory=list)
+    # Scheduled times newly found missed: each once, as status.lastMissedTime records it, not
+    # again at every pass that decides the same miss, nor after a restart.
+    missed: int = 0
 
 
 def decide(
@@ -238,7 +241,10 @@ def _scheduled(
         just_before = now.replace(microsecond=0) - timedelta(seconds=int(deadline), microseconds=1)
         window_start = max(earliest, just_before)
         missed, _ = most_recent(cron, earliest, just_before)
-        if missed is not None:
+        recorded = status.get("lastMissedTime")
+        if missed is not None and (recorded is None or timestamps.parse(recorded) < missed):
+            decision.status["lastMissedTime"] = timestamps.format(missed)
+            decision.missed += 1
             decision.events.append(
                 Event(
                     "Warning",
@@ -281,6 +287,8 @@ def _scheduled(
         decision.delete += [Delete(c.name, f"replaced by {name}") for c in active]
     decision.start.append(Run(name, due))
     decision.status["lastScheduleTime"] = timestamps.format(due)
+    if too_many:
+        decision.missed += 1  # the times skipped over, once: this start moves past them
     taken.add(name)
 
 

@@ -13,6 +13,7 @@ from pinpoint_export_operator.runtime.conditions import Condition
 
 class ScheduleStatus(TypedDict, total=False):
     lastScheduleTime: str
+    lastMissedTime: str
     lastSuccessfulTime: str
     lastFailedTime: str
     lastFailure: str  # "<export>: <its message>", of the run that failed last

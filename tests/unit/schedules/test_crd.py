@@ -113,6 +113,7 @@ def test_status() -> None:
     status = root_schema()["properties"]["status"]["properties"]
     assert set(status) == {
         "lastScheduleTime",
+        "lastMissedTime",
         "lastSuccessfulTime",
         "lastFailedTime",
         "lastFailure",

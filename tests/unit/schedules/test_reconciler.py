@@ -197,11 +197,11 @@ def test_errors_show_as_reconciling(events: list[tuple[str, str, str]]) -> None:
     )
 
 
-def test_a_missed_run_is_counted_once_however_many_passes_see_it(
+def test_a_missed_run_is_counted_once_however_many_passes_and_restarts_see_it(
     events: list[tuple[str, str, str]],
 ) -> None:
     """Every pass decides the miss again (nothing moves lastScheduleTime); the counter behind
-    the missed-runs alert must grow by one, not by one per pass."""
+    the missed-runs alert must grow by one, not by one per pass or per restart."""
     reconciler = ScheduleReconciler(FakeKube(), Wakeups())  # type: ignore[arg-type]
     posted = PostedOnce()
     obj = body({"observedGeneration": 1})
@@ -213,6 +213,12 @@ def test_a_missed_run_is_counted_once_however_many_passes_see_it(
     for _ in range(3):
         pass_ = reconciler._reconcile(obj, written, posted, Logger())  # type: ignore[arg-type]
         _, written = asyncio.run(pass_)
+    assert [e[1] for e in events] == ["MissSchedule"]
+    assert missed_runs("ns") - before == 1
+    # A restart (a new daemon, a new process) reads the miss from the status: not again.
+    restarted = ScheduleReconciler(FakeKube(), Wakeups())  # type: ignore[arg-type]
+    pass_ = restarted._reconcile(obj, written, PostedOnce(), Logger())  # type: ignore[arg-type]
+    asyncio.run(pass_)
     assert [e[1] for e in events] == ["MissSchedule"]
     assert missed_runs("ns") - before == 1
 

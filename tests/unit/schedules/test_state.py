@@ -269,6 +269,10 @@ def test_missed_times_beyond_the_deadline_are_skipped_with_a_warning() -> None:
     assert "2026-06-01T15:00:00Z" in late.events[0].message
     assert late.status["lastScheduleTime"] == "2026-06-01T10:00:00Z"
     assert late.wake_at == at("2026-06-01T16:00:00Z")
+    # Recorded: the same miss decided again (the next pass, a restart) is not reported again.
+    assert (late.status["lastMissedTime"], late.missed) == ("2026-06-01T15:00:00Z", 1)
+    again = decide(schedule, late.status, [], at("2026-06-01T15:30:00Z"))
+    assert (reasons(again), again.missed) == ([], 0)
     in_time = decide(schedule, status, [], at("2026-06-01T15:05:00Z"))
     assert [r.scheduled_at for r in in_time.start] == [at("2026-06-01T15:00:00Z")]
     assert reasons(in_time) == ["MissSchedule"]  # 14:00 and earlier are lost, and said so
@@ -285,6 +289,7 @@ def test_more_than_100_missed_starts_the_most_recent_and_warns() -> None:
     assert time.monotonic() - began < 1.0, "never walks through millions of missed minutes"
     assert [r.scheduled_at for r in decision.start] == [at("2026-11-28T12:00:00Z")]
     assert reasons(decision) == ["TooManyMissedTimes"]
+    assert decision.missed == 1  # counted with the start that moves past them
     # 100 missed is not "too many".
     hundred = decide(
         make("* * * * *", created="2026-11-28T10:20:00Z"),
