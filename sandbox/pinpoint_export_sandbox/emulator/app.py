@@ -163,8 +163,8 @@ class EmulatorService:
             operation, labels = self.protocol.route(request.method, request.rel_url.raw_path)
             name = operation.name
             self.counters[name] += 1
-            await self.faults.before(name)
-            body = await request.read()
+            body = await request.read()  # received whole: what follows happens even if the
+            await self.faults.before(name)  # client hangs up meanwhile (a slow service)
             query = {k: request.query.getall(k) for k in set(request.query)}
             params = self.protocol.parse(operation, labels, query, request.headers, body)
             output = self.pinpoint.handler(name)(params, request_id)

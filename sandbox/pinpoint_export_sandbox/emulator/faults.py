@@ -42,7 +42,9 @@ class Faults:
     throttle_rate: float = 0.0  # 429 TooManyRequestsException
     error_rate: float = 0.0  # answered with `error_code` instead
     error_code: str = "InternalServerErrorException"  # any modeled error, e.g. ForbiddenException
-    latency_seconds: float = 0.0  # added before each answer
+    # Between receiving a call (its body read) and acting on it: a call whose client stops
+    # waiting meanwhile still takes effect, as a slow service's does.
+    latency_seconds: float = 0.0
     fail_jobs: int = 0  # the next N export jobs end FAILED
     freeze_status: str | None = None  # jobs stop when they reach this status until unfrozen
     # The next `lose_count` calls that take effect lose their answer: "error" answers them with

@@ -25,7 +25,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError, ConnectionClosedError
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 from botocore.validate import ParamValidator
 
 from pinpoint_export_sandbox import process
@@ -438,6 +438,21 @@ def test_latency_is_added(pinpoint: PinpointClient, admin: EmulatorAdmin) -> Non
     started = time.monotonic()
     pinpoint.get_apps()
     assert time.monotonic() - started >= 0.3
+
+
+def test_a_call_the_client_stops_waiting_for_still_takes_effect(
+    local_emulator: Emulator, admin: EmulatorAdmin, export_bucket: str
+) -> None:
+    """Latency falls between receiving a call and acting on it, as in a slow service: the
+    create that timed out at the client makes its job all the same, a little later."""
+    app_id = admin.create_app("slow")
+    admin.set_faults(latency_seconds=1.5, operations=["CreateExportJob"])
+    impatient = pinpoint_client(local_emulator.url, read_timeout=0.5)
+    request = {"RoleArn": ROLE, "S3UrlPrefix": f"s3://{export_bucket}/slow/"}
+    with pytest.raises(ReadTimeoutError):
+        impatient.create_export_job(ApplicationId=app_id, ExportJobRequest=request)
+    assert admin.jobs(app_id) == []  # not yet: the service is still at it
+    process.wait_for(lambda: admin.jobs(app_id), 10, "the job made after the client left")
 
 
 def test_failing_and_frozen_jobs(
