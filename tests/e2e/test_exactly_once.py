@@ -134,6 +134,9 @@ def test_a_create_pinpoint_finishes_after_the_operator_stopped_waiting_makes_one
     exports.apply("slow-create")
     assert_exactly_once(emulator, exports, "slow-create")
     assert "ExportJobAdopted" in exports.event_reasons("slow-create")
+    # A second create would make its job only 35 s after it was sent, maybe after the export
+    # ended: the calls are what show it was never sent.
+    assert emulator.counters()["CreateExportJob"] == 1
 
 
 @LISTINGS
