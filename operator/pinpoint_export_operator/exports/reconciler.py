@@ -448,7 +448,9 @@ class ExportReconciler:
             made = await asyncio.get_running_loop().run_in_executor(
                 self._copy_jobs, self._kube.ensure_copy_job, manifest
             )
-            if isinstance(made, CopyJob) and made.created:
+            # The run's first copy Job: one made again, after the first went missing, comes
+            # hours after COMPLETED and is not a delay of the operator's.
+            if isinstance(made, CopyJob) and made.created and "copyJob" not in run.status:
                 _since_completion(run.status["exportJob"].get("completionDate"), "copy_job")
             return made
         if isinstance(action, ObserveCopyJob):
