@@ -181,6 +181,21 @@ def condition(export: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in export["status"]["conditions"] if c["type"] == type_)
 
 
+def assert_failed_with(export: dict[str, Any], reason: str, message: str) -> None:
+    status = export["status"]
+    assert status["phase"] == "Failed"
+    assert (condition(export, "Stalled")["reason"], status["message"]) == (reason, message)
+
+
+def assert_nothing_reached_aws(exports: Exports, emulator: EmulatorAdmin) -> None:
+    """No Pinpoint call at all, no AssumeRole, no job, no copy Job."""
+    assert "CreateExportJob" not in emulator.counters()
+    assert emulator.counters() == {}
+    assert emulator.sts_calls() == []
+    assert emulator.jobs(exports.app) == []
+    assert client.BatchV1Api(exports.api).list_namespaced_job(exports.namespace).items == []
+
+
 def test_a_namespace_outside_the_role_mapping_is_refused_before_any_aws_call(
     exports: Exports, emulator: EmulatorAdmin, tenant_operator: StartOperator
 ) -> None:
@@ -195,9 +210,8 @@ def test_a_namespace_outside_the_role_mapping_is_refused_before_any_aws_call(
         ("assumes-a-role", f"spec.credentials.assumeRoleArn '{TENANT_ROLE}'"),
     ):
         export = exports.wait(name)
-        status = export["status"]
-        assert status["phase"] == "Failed"
-        assert (condition(export, "Stalled")["reason"], status["message"]) == (
+        assert_failed_with(
+            export,
             "RoleNotAllowed",
             f"{field} is not allowed in namespace '{exports.namespace}': "
             "the operator's --allowed-roles has no rule for it",
@@ -207,13 +221,8 @@ def test_a_namespace_outside_the_role_mapping_is_refused_before_any_aws_call(
             30,
             f"{name}'s Event",
         )
-        assert "id" not in status.get("exportJob", {})
-    # Nothing reached AWS: no Pinpoint call at all, no AssumeRole, no job, no copy Job.
-    assert "CreateExportJob" not in emulator.counters()
-    assert emulator.counters() == {}
-    assert emulator.sts_calls() == []
-    assert emulator.jobs(exports.app) == []
-    assert client.BatchV1Api(exports.api).list_namespaced_job(exports.namespace).items == []
+        assert "id" not in export["status"].get("exportJob", {})
+    assert_nothing_reached_aws(exports, emulator)
 
 
 def test_a_copier_image_outside_the_allowed_ones_is_refused_before_any_aws_call(
@@ -224,17 +233,13 @@ def test_a_copier_image_outside_the_allowed_ones_is_refused_before_any_aws_call(
     tenant_operator("--allowed-copier-images=registry.corp")
     image = "registry.corp.evil.io/copier:1"
     exports.apply("own-image", copy={"image": image})
-    export = exports.wait("own-image")
-    status = export["status"]
-    assert status["phase"] == "Failed"
-    assert (condition(export, "Stalled")["reason"], status["message"]) == (
+    assert_failed_with(
+        exports.wait("own-image"),
         "CopierImageNotAllowed",
         f"spec.copy.image '{image}' is not allowed by the operator "
         "(--allowed-copier-images: registry.corp)",
     )
-    assert emulator.counters() == {}
-    assert emulator.sts_calls() == []
-    assert client.BatchV1Api(exports.api).list_namespaced_job(exports.namespace).items == []
+    assert_nothing_reached_aws(exports, emulator)
 
 
 def test_external_id_session_name_and_tags_reach_sts_from_the_operator_and_the_copier(

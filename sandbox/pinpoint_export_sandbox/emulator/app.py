@@ -163,8 +163,10 @@ class EmulatorService:
             operation, labels = self.protocol.route(request.method, request.rel_url.raw_path)
             name = operation.name
             self.counters[name] += 1
-            body = await request.read()  # received whole: what follows happens even if the
-            await self.faults.before(name)  # client hangs up meanwhile (a slow service)
+            # Received whole before any delay: what follows happens even if the client hangs
+            # up meanwhile, as in a slow service.
+            body = await request.read()
+            await self.faults.before(name)
             query = {k: request.query.getall(k) for k in set(request.query)}
             params = self.protocol.parse(operation, labels, query, request.headers, body)
             output = self.pinpoint.handler(name)(params, request_id)
